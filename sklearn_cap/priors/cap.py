@@ -1,0 +1,380 @@
+"""CAP: the class-aware attribution prior (Zhang et al. 2025), all of its math.
+
+For a labelled text with words ``w_1..w_d``:
+
+1. draw ``n_samples`` masks; for each, ``s ~ Uniform{2, ..., floor(d/2) + 1}``
+   words are masked uniformly at random. Row ``m_i`` of ``M`` (n x d) is 1
+   where a word is kept, 0 where it is masked (:func:`sample_masks`);
+2. ``z_i = log P(gold label | instruction, label space, masked text)``
+   from a scorer (identical masked texts are scored once);
+3. ridge regression with intercept, ``z ~ M alpha``: with ``M`` and ``z``
+   centred, ``(M^T M + lam I) alpha = M^T z``, solved by Cholesky
+   (:func:`ridge_cholesky`). ``alpha_j`` is word j's prior: how much keeping
+   it raises the gold label's log-probability.
+
+Texts of one or two words cannot follow the rule (``floor(d/2) + 1 < 2``
+words would be left to mask, or all of them). Their prior is the
+leave-one-out drop, ``alpha_j = z(full text) - z(text without w_j)``, a
+documented fallback that needs ``d + 1`` scores (:func:`short_text_design`).
+"""
+
+import zlib
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ..cache import ScoreCache, get_cache_dir, score_key
+from ..scorers import DEFAULT_INSTRUCTION, Task, build_scorer
+from ..text import WordAttributions, check_texts
+
+__all__ = [
+    "CAPPriorTransformer",
+    "sample_masks",
+    "ridge_cholesky",
+    "short_text_design",
+    "masked_text",
+]
+
+MIN_WORDS = 3
+
+
+def sample_masks(n_words, n_samples, rng):
+    """Draw the CAP design matrix for a text of ``n_words >= 3`` words.
+
+    Parameters
+    ----------
+    n_words : int
+    n_samples : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    M : ndarray of shape (n_samples, n_words), dtype int8
+        1 where the word is kept, 0 where masked. Each row masks ``s`` words,
+        ``s`` uniform on ``{2, ..., n_words // 2 + 1}``.
+
+    Examples
+    --------
+    >>> M = sample_masks(6, 4, np.random.default_rng(0))
+    >>> M.shape, set((6 - M.sum(1)).tolist()) <= {2, 3, 4}
+    ((4, 6), True)
+    """
+    if n_words < MIN_WORDS:
+        raise ValueError(f"sample_masks needs at least {MIN_WORDS} words, got {n_words}.")
+    sizes = rng.integers(2, n_words // 2 + 2, size=n_samples)
+    M = np.ones((n_samples, n_words), dtype=np.int8)
+    for row, s in zip(M, sizes):
+        row[rng.choice(n_words, size=s, replace=False)] = 0
+    return M
+
+
+def short_text_design(n_words):
+    """Design of the fallback for 1 or 2 words: the full text, then each single deletion."""
+    return np.vstack([np.ones((1, n_words), dtype=np.int8), 1 - np.eye(n_words, dtype=np.int8)])
+
+
+def ridge_cholesky(M, z, lam):
+    """Ridge coefficients of ``z ~ M`` with an intercept, by Cholesky.
+
+    Equals ``sklearn.linear_model.Ridge(alpha=lam).fit(M, z).coef_``: the
+    columns of ``M`` and ``z`` are centred (which fits the intercept), then
+    ``A = Mc^T Mc + lam I`` (symmetric positive definite for ``lam > 0``) is
+    factored as ``L L^T`` and ``A alpha = Mc^T zc`` solved by forward and
+    backward substitution. No inverse is formed.
+
+    Examples
+    --------
+    >>> M = np.array([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1]])
+    >>> ridge_cholesky(M, np.array([1.0, 2.0, 3.0, 0.5]), 0.1).round(3)
+    array([ 0.408,  1.317, -0.603])
+    """
+    M = np.asarray(M, dtype=float)
+    z = np.asarray(z, dtype=float)
+    Mc = M - M.mean(axis=0)
+    zc = z - z.mean()
+    A = Mc.T @ Mc + float(lam) * np.eye(M.shape[1])
+    return cho_solve(cho_factor(A, lower=True), Mc.T @ zc)
+
+
+def masked_text(text, spans, keep):
+    """The text with the words where ``keep`` is 0 removed (whitespace collapsed)."""
+    pieces, pos = [], 0
+    for (start, end), k in zip(spans, keep):
+        if not k:
+            pieces.append(text[pos:start])
+            pos = end
+    pieces.append(text[pos:])
+    return " ".join("".join(pieces).split())
+
+
+def _text_seed(seed, text):
+    # Masks depend on the text, not on its position in X: the same text gets
+    # the same masks in every fold, subset and order, so its scores are reused.
+    return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
+
+
+class CAPPriorTransformer(TransformerMixin, BaseEstimator):
+    """Class-aware attribution priors from an LLM (or sentence encoder) that sees the whole label space.
+
+    ``fit(X, y)`` learns the label space. ``fit_transform(X, y)`` (what a
+    :class:`~sklearn.pipeline.Pipeline` calls while fitting) returns each
+    text's CAP prior for its gold label. ``transform(X)`` on unlabelled texts
+    returns the texts with no prior and calls no scorer, so a pipeline's
+    ``predict`` never touches the LLM; :meth:`compute_priors` scores any
+    labelled texts after fitting. Scores go to a persistent cache, so changing
+    ``lam`` re-solves the ridge without a single new LLM call and an
+    interrupted extraction resumes where it stopped.
+
+    Parameters
+    ----------
+    scorer : BaseScorer or str, default="embedding"
+        ``"embedding"``: :class:`~sklearn_cap.scorers.EmbeddingScorer` on
+        the embedded MiniLM (the strong offline default). Any other string
+        builds a :class:`~sklearn_cap.scorers.CausalLMScorer` (hub id, folder
+        or ``.gguf`` path such as :data:`sklearn_cap.embedded.LLM`). Or pass
+        a scorer object, e.g. :class:`~sklearn_cap.scorers.OpenAIScorer`.
+    n_samples : int, default=100
+        Masks per text (the paper uses 100).
+    lam : float, default=0.1
+        Ridge penalty (> 0).
+    instruction : str, default=DEFAULT_INSTRUCTION
+        Template with a ``{labels}`` placeholder for the label space.
+    labels : array-like, default=None
+        The label space. None: the classes seen in ``y``. Pass it when the
+        training data covers only part of the label space.
+    label_descriptions : dict, default=None
+        Raw label -> words shown to the model (default: the label with
+        underscores and camel case turned into words).
+    cache_dir : str, path-like or False, default=None
+        Folder of the score cache; None: ``$SKLEARN_CAP_CACHE`` or
+        ``~/.cache/sklearn_cap``. False keeps scores in memory only (lost
+        with the object).
+    chunk_size : int, default=256
+        Prompts scored between two cache commits: at most this much work is
+        lost when a run is interrupted.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the masks. The default is fixed on purpose: the masks are part
+        of the cache key, so a fixed seed is what makes re-fits free.
+    progress_bar : bool, default=True
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The label space.
+    task_ : Task
+        Instruction with the label space written in, and the answers.
+    scorer_ : BaseScorer
+    seed_ : int
+        Seed the masks are drawn from.
+    n_scored_ : int
+        Pairs sent to the scorer by the last :meth:`compute_priors`.
+    n_cached_ : int
+        Pairs it found in the cache.
+
+    Examples
+    --------
+    >>> from sklearn_cap import CAPPriorTransformer
+    >>> X = ["my card has not arrived yet", "I lost my card yesterday"]
+    >>> cap = CAPPriorTransformer(n_samples=16, progress_bar=False)
+    >>> priors = cap.fit_transform(X, ["card_arrival", "lost_or_stolen_card"])  # doctest: +SKIP
+    >>> priors.to_list(0)  # doctest: +SKIP
+    [('my', 0.01), ('card', 0.2), ('has', 0.0), ('not', 0.1), ('arrived', 0.9), ('yet', 0.05)]
+    """
+
+    def __init__(
+        self,
+        scorer="embedding",
+        *,
+        n_samples=100,
+        lam=0.1,
+        instruction=DEFAULT_INSTRUCTION,
+        labels=None,
+        label_descriptions=None,
+        cache_dir=None,
+        chunk_size=256,
+        random_state=0,
+        progress_bar=True,
+    ):
+        self.scorer = scorer
+        self.n_samples = n_samples
+        self.lam = lam
+        self.instruction = instruction
+        self.labels = labels
+        self.label_descriptions = label_descriptions
+        self.cache_dir = cache_dir
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+        self.progress_bar = progress_bar
+
+    def _check_params(self):
+        if not (isinstance(self.n_samples, (int, np.integer)) and self.n_samples >= 1):
+            raise ValueError(f"n_samples must be a positive integer, got {self.n_samples!r}.")
+        if not (np.isfinite(self.lam) and self.lam > 0):
+            raise ValueError(f"lam must be a finite number > 0 (the ridge system needs it), got {self.lam!r}.")
+
+    def fit(self, X, y):
+        """Learn the label space and build the task prompt.
+
+        Parameters
+        ----------
+        X : list of str
+        y : array-like of shape (n_texts,)
+            Labels, all in ``labels`` when that is given.
+        """
+        self._check_params()
+        texts = check_texts(X, allow_empty=False)
+        y = self._check_y(y, len(texts))
+        classes = np.unique(y) if self.labels is None else np.asarray(list(self.labels))
+        if len(np.unique(classes)) != len(classes):
+            raise ValueError("labels contains duplicates.")
+        self.classes_ = classes
+        self.task_ = Task.from_labels(classes, self.instruction, self.label_descriptions)
+        self.scorer_ = build_scorer(self.scorer)
+        rs = self.random_state
+        self.seed_ = int(rs) if isinstance(rs, (int, np.integer)) else int(check_random_state(rs).randint(2**31 - 1))
+        self._check_labels(y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, then return the CAP prior of each text for its label."""
+        if y is None:
+            raise ValueError(
+                "CAPPriorTransformer.fit_transform needs the labels y: the prior is "
+                "computed for each text's gold label."
+            )
+        return self.fit(X, y).compute_priors(X, y)
+
+    def transform(self, X):
+        """The texts and their words with no prior (no scorer call).
+
+        Unlabelled texts have no gold label to attribute; use
+        :meth:`compute_priors` for labelled ones.
+        """
+        check_is_fitted(self, "task_")
+        return WordAttributions(check_texts(X))
+
+    @staticmethod
+    def _check_y(y, n):
+        if y is None:
+            raise ValueError("y is required: CAP priors are computed for each text's gold label.")
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"y must be one label per text, got shape {y.shape}.")
+        if len(y) != n:
+            raise ValueError(f"X and y have different lengths: {n} texts and {len(y)} labels.")
+        return y
+
+    def _check_labels(self, y):
+        known = set(self.classes_.tolist())
+        unknown = sorted({v for v in y.tolist() if v not in known}, key=str)
+        if unknown:
+            raise ValueError(
+                f"Labels {unknown[:5]} are not in the label space ({len(known)} labels). "
+                "Add them to `labels` or refit."
+            )
+
+    def _cache(self):
+        if self.cache_dir is False:
+            if not hasattr(self, "_memory"):
+                self._memory = {}
+            return None
+        return ScoreCache(get_cache_dir(self.cache_dir))
+
+    def compute_priors(self, X, y):
+        """CAP priors of labelled texts, using (and filling) the score cache.
+
+        Parameters
+        ----------
+        X : list of str
+        y : array-like
+            Gold labels, each in ``classes_``.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text; ``np.asarray`` gives the priors by word position.
+        """
+        check_is_fitted(self, "task_")
+        self._check_params()
+        texts = check_texts(X, allow_empty=False)
+        y = self._check_y(y, len(texts))
+        self._check_labels(y)
+        wa = WordAttributions(texts)
+        names = dict(zip(self.classes_.tolist(), self.task_.label_names))
+
+        # 1. designs and the masked texts they stand for
+        designs, queries = [], []
+        for text, spans in zip(texts, wa.spans):
+            d = len(spans)
+            if d >= MIN_WORDS:
+                M = sample_masks(d, int(self.n_samples), _text_seed(self.seed_, text))
+            else:
+                M = short_text_design(d)
+            designs.append(M)
+            queries.append([masked_text(text, spans, row) for row in M])
+
+        # 2. scores: cache first, then the scorer on what is missing
+        scorer_id = (self.scorer_.identity, self.task_.fingerprint)
+        keys = [[score_key(*scorer_id, q, names[lab]) for q in qs] for qs, lab in zip(queries, y.tolist())]
+        todo = {}
+        for qs, ks, lab in zip(queries, keys, y.tolist()):
+            for q, k in zip(qs, ks):
+                todo.setdefault(k, (q, names[lab]))
+        scores = self._lookup(list(todo))
+        missing = [k for k in todo if k not in scores]
+        self.n_cached_ = len(todo) - len(missing)
+        self.n_scored_ = len(missing)
+        self._score_missing(missing, todo, scores)
+
+        # 3. one ridge (or leave-one-out) solve per text
+        values = np.full(wa.shape, np.nan)
+        for i, (M, ks) in enumerate(zip(designs, keys)):
+            z = np.array([scores[k] for k in ks])
+            if not np.all(np.isfinite(z)):
+                raise ValueError(f"The scorer returned a non-finite log-probability for text {i} ({texts[i][:40]!r}).")
+            d = M.shape[1]
+            values[i, :d] = ridge_cholesky(M, z, self.lam) if d >= MIN_WORDS else z[0] - z[1:]
+        return wa.with_values(values)
+
+    def _lookup(self, keys):
+        cache = self._cache()
+        if cache is None:
+            return {k: self._memory[k] for k in keys if k in self._memory}
+        try:
+            return cache.get_many(keys)
+        finally:
+            cache.close()
+
+    def _score_missing(self, missing, todo, scores):
+        cache = self._cache()
+        step = max(1, int(self.chunk_size))
+        try:
+            with tqdm(total=len(missing), disable=not self.progress_bar or not missing,
+                      desc="CAP scoring", unit="prompt") as bar:
+                for start in range(0, len(missing), step):
+                    chunk = missing[start : start + step]
+                    texts = [todo[k][0] for k in chunk]
+                    answers = [todo[k][1] for k in chunk]
+                    new = dict(zip(chunk, self.scorer_.score(texts, answers, self.task_)))
+                    # Commit each chunk at once: an interruption loses at most one.
+                    if cache is None:
+                        self._memory.update(new)
+                    else:
+                        cache.put_many(new)
+                    scores.update(new)
+                    bar.update(len(chunk))
+        finally:
+            if cache is not None:
+                cache.close()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        tags.requires_fit = True
+        return tags

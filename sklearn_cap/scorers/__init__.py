@@ -1,0 +1,42 @@
+"""CAP scorers: ``log P(label | prompt(text))`` for many pairs at once.
+
+- :class:`CausalLMScorer`: a Hugging Face causal LM, with the shared prompt
+  prefix computed once (the paper's path; Llama-3-8B-Instruct on a GPU).
+- :class:`OpenAIScorer`: an OpenAI-compatible server such as vLLM.
+- :class:`EmbeddingScorer`: a sentence encoder's softmax over label-name
+  similarities; the strong offline default.
+"""
+
+from .base import DEFAULT_INSTRUCTION, BaseScorer, Task, humanize_label
+from .causal_lm import CausalLMScorer
+from .embedding import EmbeddingScorer
+from .openai import OpenAIScorer, ScoringServerError
+
+__all__ = [
+    "BaseScorer",
+    "CausalLMScorer",
+    "DEFAULT_INSTRUCTION",
+    "EmbeddingScorer",
+    "OpenAIScorer",
+    "ScoringServerError",
+    "Task",
+    "humanize_label",
+    "build_scorer",
+]
+
+
+def build_scorer(scorer):
+    """Build a scorer from a string, or return a scorer object unchanged.
+
+    ``"embedding"`` is :class:`EmbeddingScorer` on the embedded MiniLM; any
+    other string is a model for :class:`CausalLMScorer` (hub id, folder or
+    ``.gguf`` file).
+    """
+    if isinstance(scorer, BaseScorer):
+        return scorer
+    if isinstance(scorer, str):
+        return EmbeddingScorer() if scorer == "embedding" else CausalLMScorer(scorer)
+    raise TypeError(
+        "scorer must be a BaseScorer, 'embedding', or a model id / folder / .gguf "
+        f"path for a causal LM; got {type(scorer).__name__}."
+    )

@@ -1,0 +1,126 @@
+"""The scorer interface: ``log P(label | prompt(text))`` for many pairs at once.
+
+A :class:`Task` is what every query of a data set shares: the instruction with
+the whole label space written into it. A scorer turns (task, text, label)
+into one float, the log-probability of the label's words given the prompt.
+Scorers are scikit-learn estimators only in the sense that ``get_params``,
+``set_params`` and :func:`~sklearn.base.clone` work on them, so they nest in
+a prior transformer's parameters (``priors__cap__scorer__batch_size``).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+__all__ = ["Task", "BaseScorer", "humanize_label", "DEFAULT_INSTRUCTION"]
+
+DEFAULT_INSTRUCTION = (
+    "Classify the customer message into exactly one of these intents:\n{labels}\n"
+    "Answer with the intent only."
+)
+
+
+def humanize_label(label):
+    """Turn a label such as ``"card_arrival"`` or ``"cardArrival"`` into words.
+
+    Examples
+    --------
+    >>> humanize_label("card_arrival")
+    'card arrival'
+    >>> humanize_label("getSpareCard")
+    'get spare card'
+    """
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(label))
+    return re.sub(r"[_\-\s]+", " ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class Task:
+    """The part of the prompt shared by every query of a data set.
+
+    Parameters
+    ----------
+    instruction : str
+        The instruction with the label space already written in.
+    label_names : tuple of str
+        The answer string of each label, in label-space order.
+    """
+
+    instruction: str
+    label_names: tuple
+
+    @classmethod
+    def from_labels(cls, labels, template=DEFAULT_INSTRUCTION, descriptions=None):
+        """Build a task from raw labels, a template with ``{labels}``, and optional descriptions.
+
+        ``descriptions`` maps a raw label to the words the model should see
+        (and answer with); other labels are humanised.
+        """
+        if "{labels}" not in template:
+            raise ValueError(
+                "The instruction template must contain the placeholder '{labels}', "
+                f"where the label space is written; got {template!r}."
+            )
+        descriptions = descriptions or {}
+        names = tuple(str(descriptions.get(lab, humanize_label(lab))) for lab in labels)
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"Two labels read the same after humanising: {dup}. Pass "
+                "label_descriptions to tell them apart."
+            )
+        listing = "\n".join(f"- {n}" for n in names)
+        return cls(template.replace("{labels}", listing), names)
+
+    @property
+    def fingerprint(self):
+        blob = self.instruction + "\x00" + "\x00".join(self.label_names)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+class BaseScorer(BaseEstimator):
+    """Interface of every CAP scorer.
+
+    Subclasses implement :meth:`_score` and :attr:`identity`. The count of
+    pairs actually sent to the model is kept in ``n_scored_`` (cache hits in
+    the prior transformer never reach the scorer), which is how the tests
+    and users can check that a change of ``lam`` costs no LLM call.
+    """
+
+    def score(self, texts, label_names, task, *, progress_bar=False):
+        """Log-probability of each answer given its text's prompt.
+
+        Parameters
+        ----------
+        texts : list of str
+            The (masked) texts.
+        label_names : list of str
+            The answer of each pair, one of ``task.label_names``.
+        task : Task
+        progress_bar : bool, default=False
+
+        Returns
+        -------
+        ndarray of shape (len(texts),)
+        """
+        if len(texts) != len(label_names):
+            raise ValueError(f"{len(texts)} texts but {len(label_names)} labels.")
+        unknown = set(label_names) - set(task.label_names)
+        if unknown:
+            raise ValueError(f"Labels {sorted(unknown)} are not in the task's label space.")
+        if not len(texts):
+            return np.zeros(0)
+        out = np.asarray(self._score(list(texts), list(label_names), task, progress_bar), dtype=float)
+        self.n_scored_ = getattr(self, "n_scored_", 0) + len(texts)
+        return out
+
+    def _score(self, texts, label_names, task, progress_bar):
+        raise NotImplementedError
+
+    @property
+    def identity(self):
+        """A string that changes whenever the scores could change."""
+        raise NotImplementedError

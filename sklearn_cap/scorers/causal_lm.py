@@ -1,0 +1,250 @@
+"""Hugging Face causal-LM scorer with a shared-prefix key/value cache.
+
+Every prompt of a data set is ``prefix + text + suffix + answer`` where the
+prefix (system turn, instruction, the whole label space) is hundreds of
+tokens and identical for every query, while text, suffix and answer are a few
+dozen. The prefix is run through the model once; its keys and values are then
+broadcast to every batch of queries, so a query costs its own tokens only.
+``reuse_prefix=False`` runs full prompts (same token ids, same scores), which
+the benchmark uses as the baseline.
+"""
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .base import BaseScorer
+
+__all__ = ["CausalLMScorer", "resolve_device"]
+
+_SENTINEL = "\u2063TEXT\u2063"
+_MODELS = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def resolve_device(device):
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def _resolve_dtype(dtype, device):
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def _split_model_path(model):
+    """``path/to/file.gguf`` -> (folder, file name); anything else -> (model, None)."""
+    model = str(model)
+    if model.endswith(".gguf"):
+        p = Path(model)
+        if not p.exists():
+            raise FileNotFoundError(f"GGUF file {model} does not exist.")
+        return str(p.parent), p.name
+    return model, None
+
+
+def load_causal_lm(model, device="cpu", dtype=None, trust_remote_code=False):
+    """Load (and memoise per process) a tokenizer and causal LM.
+
+    ``model`` is a hub id, a local folder, or a ``.gguf`` file (dequantised by
+    ``transformers``; needs the ``gguf`` package).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = _resolve_dtype(dtype, device)
+    key = (str(model), device, str(torch_dtype))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            folder, gguf_file = _split_model_path(model)
+            kw = {"gguf_file": gguf_file} if gguf_file else {}
+            tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
+            lm = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kw
+            )
+            lm.to(device).eval()
+            _MODELS[key] = (tok, lm)
+        return _MODELS[key]
+
+
+class CausalLMScorer(BaseScorer):
+    """``log P(answer | prompt)`` from a causal LM, teacher-forced over all answer tokens.
+
+    Parameters
+    ----------
+    model : str
+        Hub id (``"meta-llama/Meta-Llama-3-8B-Instruct"``), local folder, or
+        path of a ``.gguf`` file such as :data:`sklearn_cap.embedded.LLM`.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA when available.
+    dtype : str or torch.dtype, default=None
+        None: float32 on CPU, bfloat16 (or float16) on CUDA.
+    batch_size : int, default=32
+        Queries per forward pass.
+    reuse_prefix : bool, default=True
+        Compute the shared prefix once and reuse its key/value cache.
+    use_chat_template : bool, default=True
+        Wrap the prompt in the tokenizer's chat template when it has one:
+        the instruction and text form the user turn, the answer is the
+        assistant turn. Otherwise a plain ``Message: ... Intent: ...`` layout.
+    trust_remote_code : bool, default=False
+
+    Attributes
+    ----------
+    n_scored_ : int
+        Number of (text, answer) pairs run through the model so far.
+
+    Examples
+    --------
+    >>> from sklearn_cap import embedded
+    >>> from sklearn_cap.scorers import CausalLMScorer, Task
+    >>> scorer = CausalLMScorer(embedded.LLM)  # doctest: +SKIP
+    >>> task = Task.from_labels(["card_arrival", "lost_card"])
+    >>> scorer.score(["my card has not come"], ["card arrival"], task)  # doctest: +SKIP
+    array([-3.2...])
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        device="auto",
+        dtype=None,
+        batch_size=32,
+        reuse_prefix=True,
+        use_chat_template=True,
+        trust_remote_code=False,
+    ):
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.reuse_prefix = reuse_prefix
+        self.use_chat_template = use_chat_template
+        self.trust_remote_code = trust_remote_code
+
+    @property
+    def identity(self):
+        return f"causal_lm|{self.model}|{self.dtype}|chat={self.use_chat_template}"
+
+    def _load(self):
+        device = resolve_device(self.device)
+        return load_causal_lm(self.model, device, self.dtype, self.trust_remote_code)
+
+    # -- prompt layout -------------------------------------------------------
+    def _layout(self, tokenizer, task):
+        """(prefix, suffix, answer_lead, chat) strings of the task's prompt."""
+        chat = self.use_chat_template and getattr(tokenizer, "chat_template", None)
+        if chat:
+            messages = [{"role": "user", "content": f"{task.instruction}\n\nMessage: {_SENTINEL}"}]
+            rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            if rendered.count(_SENTINEL) != 1:
+                raise ValueError("The chat template did not keep the message text exactly once.")
+            prefix, suffix = rendered.split(_SENTINEL)
+            return prefix, suffix, "", True
+        return f"{task.instruction}\n\nMessage: ", "\nIntent:", " ", False
+
+    def _encode(self, tokenizer, text, special):
+        return tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    def prompt_ids(self, texts, answers, task):
+        """Token ids of the shared prefix and of each query and answer.
+
+        The concatenation ``prefix + query + answer`` is exactly what the
+        full-prompt path feeds the model, so both paths see the same ids.
+        """
+        tokenizer, lm = self._load()
+        prefix, suffix, lead, chat = self._layout(tokenizer, task)
+        # A chat template writes its own BOS; a plain prompt gets the tokenizer's.
+        prefix_ids = self._encode(tokenizer, prefix, special=not chat)
+        queries = [self._encode(tokenizer, t + suffix, False) for t in texts]
+        cache = {}
+        for a in set(answers):
+            cache[a] = self._encode(tokenizer, lead + a, False)
+        answer_ids = [cache[a] for a in answers]
+        limit = getattr(lm.config, "max_position_embeddings", None)
+        if limit:
+            for i, (q, a) in enumerate(zip(queries, answer_ids)):
+                if len(prefix_ids) + len(q) + len(a) > limit:
+                    raise ValueError(
+                        f"Prompt for text {i} ({texts[i][:40]!r}...) has "
+                        f"{len(prefix_ids) + len(q) + len(a)} tokens, over the model's "
+                        f"limit of {limit}. Shorten the text or the instruction, or "
+                        "use a model with a longer context."
+                    )
+        return prefix_ids, queries, answer_ids
+
+    # -- scoring -------------------------------------------------------------
+    def _prefix_cache(self, lm, prefix_ids, device):
+        key = tuple(prefix_ids)
+        cached = getattr(self, "_prefix", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.inference_mode():
+            out = lm(torch.tensor([prefix_ids], device=device), use_cache=True)
+        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefix = (key, kv)
+        return kv
+
+    def _score(self, texts, answers, task, progress_bar):
+        from transformers import DynamicCache
+
+        tokenizer, lm = self._load()
+        device = next(lm.parameters()).device
+        prefix_ids, queries, answer_ids = self.prompt_ids(texts, answers, task)
+        n_prefix = len(prefix_ids)
+        kv = self._prefix_cache(lm, prefix_ids, device) if self.reuse_prefix else None
+        out = np.empty(len(texts))
+        # Sorting by length keeps padding, and so wasted compute, small.
+        order = np.argsort([len(q) + len(a) for q, a in zip(queries, answer_ids)], kind="stable")
+        bs = int(self.batch_size)
+        with tqdm(total=len(texts), disable=not progress_bar, desc="LLM scoring", unit="prompt") as bar:
+            for start in range(0, len(order), bs):
+                rows = order[start : start + bs]
+                head = [] if self.reuse_prefix else prefix_ids
+                seqs = [head + queries[r] + answer_ids[r] for r in rows]
+                width = max(map(len, seqs))
+                ids = torch.zeros((len(rows), width), dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for i, s in enumerate(seqs):
+                    ids[i, : len(s)] = torch.tensor(s)
+                    mask[i, : len(s)] = 1
+                # Only positions that predict an answer token need logits.
+                first = min(len(head) + len(queries[r]) for r in rows) - 1
+                keep = torch.arange(first, width - 1, device=device)
+                kwargs = {}
+                if self.reuse_prefix:
+                    b = len(rows)
+                    kwargs["past_key_values"] = DynamicCache(
+                        ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                        config=lm.config,
+                    )
+                    mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), mask], dim=1)
+                    kwargs["position_ids"] = torch.arange(n_prefix, n_prefix + width, device=device).expand(b, -1)
+                with torch.inference_mode():
+                    logits = lm(
+                        input_ids=ids.to(device),
+                        attention_mask=mask.to(device),
+                        logits_to_keep=keep,
+                        use_cache=self.reuse_prefix,
+                        **kwargs,
+                    ).logits.float()
+                logp = torch.log_softmax(logits, dim=-1).cpu()
+                for i, r in enumerate(rows):
+                    a = answer_ids[r]
+                    pos = len(head) + len(queries[r]) - 1 - first + torch.arange(len(a))
+                    out[r] = float(logp[i, pos, torch.tensor(a)].sum())
+                bar.update(len(rows))
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_prefix", None)  # tensors of a loaded model: rebuilt on demand
+        return state

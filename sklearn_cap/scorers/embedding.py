@@ -1,0 +1,128 @@
+"""Embedding scorer: ``log P(label | text)`` from a sentence encoder.
+
+The text and every label name (or description) are embedded; the
+log-probability of a label is a temperature-scaled log-softmax, over the
+whole label space, of the cosine similarities. Like the LLM path it sees the
+full label space, so masking a word that separates two close labels moves
+probability between them: the class-aware signal CAP needs.
+"""
+
+import threading
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .base import BaseScorer
+from .causal_lm import resolve_device
+
+__all__ = ["EmbeddingScorer", "load_encoder", "embed_texts"]
+
+_ENCODERS = {}
+_LOCK = threading.Lock()
+
+
+def load_encoder(model, device="cpu"):
+    """Load (and memoise per process) a tokenizer and encoder from a hub id or folder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    key = (str(model), device)
+    with _LOCK:
+        if key not in _ENCODERS:
+            tok = AutoTokenizer.from_pretrained(str(model))
+            enc = AutoModel.from_pretrained(str(model)).to(device).eval()
+            _ENCODERS[key] = (tok, enc)
+        return _ENCODERS[key]
+
+
+def embed_texts(texts, tokenizer, encoder, *, batch_size=64, max_length=256, progress_bar=False):
+    """Mean-pooled, L2-normalised sentence embeddings, as a float32 tensor on the CPU."""
+    device = next(encoder.parameters()).device
+    out = []
+    for start in tqdm(range(0, len(texts), batch_size), disable=not progress_bar, desc="embedding"):
+        batch = tokenizer(
+            texts[start : start + batch_size], padding=True, truncation=True,
+            max_length=max_length, return_tensors="pt",
+        ).to(device)
+        with torch.inference_mode():
+            hidden = encoder(**batch).last_hidden_state
+        m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu())
+    return torch.cat(out) if out else torch.zeros((0, encoder.config.hidden_size))
+
+
+class EmbeddingScorer(BaseScorer):
+    """Label log-probabilities from cosine similarities of sentence embeddings.
+
+    Parameters
+    ----------
+    model : str, default=None
+        Hub id or folder of a sentence encoder; None is the embedded MiniLM
+        (:data:`sklearn_cap.embedded.ENCODER`).
+    temperature : float, default=0.05
+        Softmax temperature on cosine similarities (lower is sharper).
+    batch_size : int, default=64
+    max_length : int, default=256
+        Longer texts are truncated: words past the limit do not change the
+        score, so their CAP prior is zero.
+    device : str, default="auto"
+
+    Examples
+    --------
+    >>> from sklearn_cap.scorers import EmbeddingScorer, Task
+    >>> task = Task.from_labels(["card_arrival", "lost_or_stolen_card"])
+    >>> EmbeddingScorer().score(["where is my new card"], ["card arrival"], task)  # doctest: +SKIP
+    array([-0.2...])
+    """
+
+    def __init__(self, model=None, *, temperature=0.05, batch_size=64, max_length=256, device="auto"):
+        self.model = model
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+
+    def _model_path(self):
+        if self.model is None:
+            from .. import embedded
+
+            return embedded.ENCODER
+        return str(self.model)
+
+    @property
+    def identity(self):
+        name = "embedded-minilm" if self.model is None else str(self.model)
+        return f"embedding|{name}|T={self.temperature}|L={self.max_length}"
+
+    def _label_embeddings(self, tok, enc, task):
+        cached = getattr(self, "_labels", None)
+        if cached is None or cached[0] != task.fingerprint:
+            emb = embed_texts(list(task.label_names), tok, enc, batch_size=int(self.batch_size), max_length=int(self.max_length))
+            self._labels = (task.fingerprint, emb)
+        return self._labels[1]
+
+    def _score(self, texts, answers, task, progress_bar):
+        if not float(self.temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}.")
+        tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
+        labels = self._label_embeddings(tok, enc, task)
+        # Masked variants repeat: embed each distinct text once.
+        uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+        emb = embed_texts(list(uniq), tok, enc, batch_size=int(self.batch_size),
+                          max_length=int(self.max_length), progress_bar=progress_bar)
+        logp = torch.log_softmax(emb @ labels.T / float(self.temperature), dim=-1).numpy()
+        col = {name: j for j, name in enumerate(task.label_names)}
+        return logp[inverse, [col[a] for a in answers]]
+
+    def predict_log_proba(self, texts, task):
+        """Log-probabilities of every label for each text (zero-shot classification)."""
+        tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
+        labels = self._label_embeddings(tok, enc, task)
+        emb = embed_texts(list(texts), tok, enc, batch_size=int(self.batch_size), max_length=int(self.max_length))
+        return torch.log_softmax(emb @ labels.T / float(self.temperature), dim=-1).numpy()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_labels", None)
+        return state
