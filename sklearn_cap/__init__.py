@@ -1,9 +1,10 @@
 """sklearn-cap: explanation-guided training of small text classifiers with
 class-aware attribution priors (CAP), the scikit-learn way."""
 
+from .classifier import ExplanationGuidedClassifier
 from .priors import CAPPriorTransformer
 from .text import WordAttributions, segment
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CAPPriorTransformer", "WordAttributions", "segment", "__version__"]
+__all__ = ["CAPPriorTransformer", "ExplanationGuidedClassifier", "WordAttributions", "segment", "__version__"]

@@ -99,6 +99,8 @@ class WordAttributions:
         what a prior transformer returns for unlabelled texts. Narrower
         matrices are padded with NaN; columns past a text's last word are
         set to NaN.
+    targets : array-like of shape (n_texts,), default=None
+        The label each row's scores are about (set by ``explain``).
 
     Attributes
     ----------
@@ -116,8 +118,9 @@ class WordAttributions:
     [('card', 0.1), ('not', 0.2), ('here', 0.7)]
     """
 
-    def __init__(self, texts, values=None, *, _segments=None):
+    def __init__(self, texts, values=None, *, targets=None, _segments=None):
         self.texts = list(texts)
+        self.targets = None if targets is None else np.asarray(targets)
         if _segments is None:
             _segments = [segment(t) for t in self.texts]
         self.words = [w for w, _ in _segments]
@@ -158,7 +161,7 @@ class WordAttributions:
 
     def with_values(self, values):
         """A container of the same texts and words with other scores."""
-        return WordAttributions(self.texts, values, _segments=list(zip(self.words, self.spans)))
+        return WordAttributions(self.texts, values, targets=self.targets, _segments=list(zip(self.words, self.spans)))
 
     def __len__(self):
         return len(self.texts)
@@ -172,9 +175,8 @@ class WordAttributions:
             index = [index]
         idx = np.arange(len(self))[index]
         segs = [(self.words[i], self.spans[i]) for i in idx]
-        return WordAttributions(
-            [self.texts[i] for i in idx], self.values[idx], _segments=segs
-        )
+        targets = None if self.targets is None else self.targets[idx]
+        return WordAttributions([self.texts[i] for i in idx], self.values[idx], targets=targets, _segments=segs)
 
     @property
     def shape(self):
@@ -195,8 +197,11 @@ class WordAttributions:
         """HTML with each word's background shaded by its score.
 
         Scores are scaled per text by the largest absolute score: green for
-        positive, red for negative. ``labels`` adds a caption per text.
+        positive, red for negative. ``labels`` adds a caption per text
+        (default: ``targets``, the explained labels, when set).
         """
+        if labels is None:
+            labels = self.targets
         rows = range(len(self)) if index is None else [index]
         parts = []
         for i in rows:

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from sklearn_cap.attribution import align_words, normalize, normalize_np, pool_to_words, token_attributions
+from sklearn_cap.text import segment
+
+
+def test_normalize_methods():
+    v = torch.tensor([[1.0, 3.0, 2.0, 9.0], [-1.0, 1.0, 0.0, 0.0]])
+    m = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    mm = normalize(v, m, "minmax")
+    assert torch.allclose(mm[0], torch.tensor([0.0, 1.0, 0.5, 0.0]))
+    assert torch.allclose(mm[1], torch.tensor([0.0, 1.0, 0.5, 0.5]))
+    l1 = normalize(v, m, "l1")
+    assert torch.allclose(l1[0, :3], torch.tensor([1.0, 3.0, 2.0]) / 6) and l1[0, 3] == 0
+    sm = normalize(v, m, "softmax")
+    assert torch.allclose(sm.sum(1), torch.ones(2)) and sm[0, 3] == 0
+    with pytest.raises(ValueError, match="Unknown normalization"):
+        normalize(v, m, "zscore")
+
+
+def test_normalize_edge_rows():
+    v = torch.tensor([[2.0, 2.0], [5.0, 1.0]])
+    m = torch.tensor([[True, True], [False, False]])
+    out = normalize(v, m, "minmax")
+    assert torch.equal(out, torch.zeros(2, 2))  # constant row -> 0, empty row -> 0
+    assert np.isnan(normalize_np(np.array([[np.nan, 1.0]]))[0, 0])
+
+
+def test_normalize_is_differentiable():
+    v = torch.tensor([[1.0, 3.0, 2.0]], requires_grad=True)
+    normalize(v, torch.ones(1, 3, dtype=torch.bool)).sum().backward()
+    assert torch.isfinite(v.grad).all()
+
+
+def test_pool_to_words_sums_subwords_and_drops_specials():
+    scores = torch.tensor([[0.5, 1.0, 2.0, 3.0, 0.7]])
+    widx = torch.tensor([[-1, 0, 0, 1, -1]])
+    assert torch.allclose(pool_to_words(scores, widx, 3), torch.tensor([[3.0, 3.0, 0.0]]))
+
+
+def test_align_words_with_truncation(tiny_encoder):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder)
+    texts = ["my card, has not arrived", "where is it"]
+    spans = [segment(t)[1] for t in texts]
+    ids, widx, complete = align_words(tok, texts, spans, max_length=5)
+    # [CLS] my card , [SEP]: the comma and specials map to no word; "has" and on are cut
+    assert widx[0] == [-1, 0, 1, -1, -1]
+    assert complete[0].tolist() == [True, True, False, False, False]
+    assert widx[1] == [-1, 0, 1, 2, -1] and complete[1].all()
+
+
+@pytest.fixture(scope="module")
+def tiny_clf_model(tiny_encoder):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_pretrained(tiny_encoder, num_labels=3).eval()
+
+
+def _inputs(model):
+    torch.manual_seed(1)
+    ids = torch.randint(5, 40, (3, 6))
+    mask = torch.ones_like(ids)
+    return model.get_input_embeddings()(ids).detach(), mask, torch.tensor([0, 1, 2])
+
+
+def test_grad_input_matches_autograd(tiny_clf_model):
+    emb, mask, target = _inputs(tiny_clf_model)
+    attr, logits = token_attributions(tiny_clf_model, emb, mask, target, method="grad_input")
+    e = emb.clone().requires_grad_(True)
+    lp = torch.log_softmax(tiny_clf_model(inputs_embeds=e, attention_mask=mask).logits, -1)
+    g = torch.autograd.grad(lp[0, 0], e)[0]
+    assert torch.allclose(attr[0], (g[0] * e[0]).sum(-1), atol=1e-5)
+    assert logits.shape == (3, 3)
+
+
+def test_integrated_gradients_completeness(tiny_clf_model):
+    # IG's axiom: attributions sum to f(input) - f(baseline) as steps grow.
+    emb, mask, target = _inputs(tiny_clf_model)
+    attr, _ = token_attributions(tiny_clf_model, emb, mask, target, method="ig", n_steps=300)
+    with torch.no_grad():
+        f = lambda x: torch.log_softmax(tiny_clf_model(inputs_embeds=x, attention_mask=mask).logits, -1)
+        gap = (f(emb) - f(torch.zeros_like(emb))).gather(1, target[:, None]).squeeze(1)
+    assert torch.allclose(attr.sum(1), gap, atol=2e-2 * gap.abs().max() + 1e-4)
+
+
+def test_ig_against_captum(tiny_clf_model):
+    from captum.attr import IntegratedGradients
+
+    emb, mask, target = _inputs(tiny_clf_model)
+    ours, _ = token_attributions(tiny_clf_model, emb, mask, target, method="ig", n_steps=64)
+    fwd = lambda x: torch.log_softmax(tiny_clf_model(inputs_embeds=x, attention_mask=mask).logits, -1)
+    ref = IntegratedGradients(fwd).attribute(emb, target=target, n_steps=256, method="gausslegendre").sum(-1)
+    assert torch.allclose(ours, ref.float(), atol=0.05 * ref.abs().max())
+
+
+def test_attribution_keeps_graph_for_training(tiny_clf_model):
+    emb, mask, target = _inputs(tiny_clf_model)
+    for method in ("grad_input", "ig"):
+        e = tiny_clf_model.get_input_embeddings()(torch.randint(5, 40, (2, 4)))
+        attr, _ = token_attributions(tiny_clf_model, e, torch.ones(2, 4, dtype=torch.long), target[:2],
+                                     method=method, n_steps=3, create_graph=True)
+        attr.pow(2).sum().backward()
+        w = tiny_clf_model.get_input_embeddings().weight
+        assert w.grad is not None and torch.isfinite(w.grad).all()
+        tiny_clf_model.zero_grad()
+    with pytest.raises(ValueError, match="Unknown attribution"):
+        token_attributions(tiny_clf_model, emb, mask, target, method="lime")
