@@ -2,9 +2,15 @@
 class-aware attribution priors (CAP), the scikit-learn way."""
 
 from .classifier import ExplanationGuidedClassifier
-from .priors import CAPPriorTransformer
+from .priors import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
 from .text import WordAttributions, segment
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CAPPriorTransformer", "ExplanationGuidedClassifier", "WordAttributions", "segment", "__version__"]
+__all__ = [
+    "CAPPriorTransformer",
+    "ExplanationGuidedClassifier",
+    "IGPriorTransformer",
+    "LIMEPriorTransformer",
+    "PriorUnion",
+    "WordAttributions", "segment", "__version__"]

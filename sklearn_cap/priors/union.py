@@ -1,0 +1,194 @@
+"""PriorUnion: fuse several priors into one (CAP Hybrid), like FeatureUnion for priors."""
+
+import numpy as np
+from joblib import Memory
+from sklearn.base import TransformerMixin, clone
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.validation import check_is_fitted
+
+from ..attribution import NORMALIZATIONS, normalize_np
+from ..text import WordAttributions, check_texts
+
+__all__ = ["PriorUnion"]
+
+AGGREGATES = ("mean", "max")
+
+
+def _fit_member(member, texts, y, refs):
+    """Fit one member and return (fitted member, its prior matrix); used under joblib.Memory."""
+    if refs is not None:
+        out = member._fit_from_references(refs, texts, y)
+    else:
+        out = member.fit_transform(texts, y)
+    return member, out
+
+
+class PriorUnion(TransformerMixin, _BaseComposition):
+    """Normalise several priors per text, then aggregate them word by word.
+
+    With CAP, IG and LIME members this is the paper's CAP Hybrid. IG and
+    LIME members with the same reference settings share one reference
+    classifier (trained once, not twice).
+
+    Parameters
+    ----------
+    transformer_list : list of (str, transformer)
+        Named prior transformers. A member may be ``"drop"``. Nested
+        parameters read as ``<name>__<param>``, e.g. ``cap__lam``.
+    normalization : {"minmax", "l1", "softmax"}, default="minmax"
+        Per-text normalisation of each prior before fusing (the paper
+        normalises before fusing; min-max is its choice).
+    aggregate : {"mean", "max"}, default="mean"
+    weights : dict of str -> float, default=None
+        Multiplies each normalised prior (``mean`` becomes a weighted mean).
+    memory : str, path-like or joblib.Memory, default=None
+        Caches each member's fit (model and priors) by its parameters and
+        the data, so a grid over one member's parameter (``cap__lam``)
+        refits only that member.
+
+    Notes
+    -----
+    A NaN in a member's prior means "no prior for this word" (for example
+    a word cut off by the reference classifier's ``max_length``); the
+    aggregate runs over the members that have a value. A word no member
+    scores stays NaN and is left out of the attribution loss.
+
+    Attributes
+    ----------
+    named_transformers_ : dict
+        Fitted members by name.
+
+    Examples
+    --------
+    >>> from sklearn_cap import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+    >>> hybrid = PriorUnion([("cap", CAPPriorTransformer()), ("ig", IGPriorTransformer(ref)),
+    ...                      ("lime", LIMEPriorTransformer(ref))], aggregate="mean")  # doctest: +SKIP
+    >>> priors = hybrid.fit_transform(X_train, y_train)  # doctest: +SKIP
+    """
+
+    def __init__(self, transformer_list, *, normalization="minmax", aggregate="mean", weights=None, memory=None):
+        self.transformer_list = transformer_list
+        self.normalization = normalization
+        self.aggregate = aggregate
+        self.weights = weights
+        self.memory = memory
+
+    def get_params(self, deep=True):
+        return self._get_params("transformer_list", deep=deep)
+
+    def set_params(self, **params):
+        self._set_params("transformer_list", **params)
+        return self
+
+    @property
+    def _transformers(self):
+        return self.transformer_list
+
+    @_transformers.setter
+    def _transformers(self, value):
+        self.transformer_list = value
+
+    def _validate(self):
+        if not self.transformer_list:
+            raise ValueError("PriorUnion needs at least one (name, prior transformer) in transformer_list.")
+        names = [name for name, _ in self.transformer_list]
+        self._validate_names(names)
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}.")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}.")
+        weights = self.weights or {}
+        unknown = set(weights) - set(names)
+        if unknown:
+            raise ValueError(f"weights name unknown members {sorted(unknown)}; members are {names}.")
+        active = [(n, t) for n, t in self.transformer_list if t != "drop"]
+        if not active:
+            raise ValueError("Every member of the PriorUnion is 'drop'.")
+        for name, t in active:
+            if not (hasattr(t, "fit_transform") and hasattr(t, "transform")):
+                raise TypeError(f"Member {name!r} is not a transformer (needs fit_transform and transform).")
+        return active
+
+    def fit(self, X, y):
+        """Fit every member (see :meth:`fit_transform`)."""
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit every member on labelled texts and return the fused prior."""
+        active = self._validate()
+        if y is None:
+            raise ValueError("PriorUnion.fit_transform needs the labels y: priors explain each text's gold label.")
+        texts = check_texts(X, allow_empty=False)
+        memory = self.memory if isinstance(self.memory, Memory) else Memory(self.memory, verbose=0)
+        # The reference models are not part of the cache key: they follow from the member's params and data.
+        fit_member = memory.cache(_fit_member, ignore=["refs"])
+
+        # IG/LIME members with the same reference settings share one set of reference models.
+        groups = {}
+        for name, t in active:
+            key = t.reference_key() if hasattr(t, "reference_key") else None
+            if key is not None:
+                groups.setdefault(key, []).append(name)
+        refs, fitted, priors = {}, {}, {}
+        for name, t in active:
+            member = clone(t)
+            key = member.reference_key() if hasattr(member, "reference_key") else None
+            shared = key is not None and len(groups[key]) > 1
+            if shared and key not in refs and not self._cached(fit_member, member, texts, y):
+                refs[key] = member._fit_references(texts, y)
+            fitted[name], priors[name] = fit_member(member, texts, y, refs.get(key) if shared else None)
+        self.named_transformers_ = fitted
+        return self._fuse(texts, priors)
+
+    @staticmethod
+    def _cached(fit_member, member, texts, y):
+        # Without a memory folder, joblib returns a plain wrapper with no cache to check.
+        check = getattr(fit_member, "check_call_in_cache", None)
+        return bool(check and check(member, texts, y, None))
+
+    def transform(self, X):
+        """The texts with no prior (no member is called): what ``Pipeline.predict`` sees."""
+        check_is_fitted(self, "named_transformers_")
+        return WordAttributions(check_texts(X))
+
+    def compute_priors(self, X, y):
+        """Fused priors of labelled texts from the fitted members."""
+        check_is_fitted(self, "named_transformers_")
+        texts = check_texts(X, allow_empty=False)
+        return self._fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
+
+    def _fuse(self, texts, priors):
+        wa = WordAttributions(texts)
+        weights = self.weights or {}
+        stack = []
+        for name, p in priors.items():
+            if isinstance(p, WordAttributions) and p.texts != texts:
+                raise ValueError(f"Member {name!r} returned priors for other texts than it was given.")
+            values = np.asarray(p, dtype=float)
+            if values.shape != wa.shape:
+                raise ValueError(
+                    f"Priors of different widths: member {name!r} gave shape {values.shape}, "
+                    f"expected {wa.shape} (texts x words of sklearn_cap.text.segment)."
+                )
+            values = np.where(wa.word_mask, values, np.nan)
+            if np.isinf(values).any():
+                raise ValueError(f"Member {name!r} returned infinite priors.")
+            stack.append(normalize_np(values, self.normalization) * float(weights.get(name, 1.0)))
+        stack = np.stack(stack)
+        has = np.isfinite(stack).any(axis=0)
+        filled = np.where(np.isfinite(stack), stack, 0.0 if self.aggregate == "mean" else -np.inf)
+        if self.aggregate == "mean":
+            w = np.array([float(weights.get(n, 1.0)) for n in priors])[:, None, None]
+            denom = (np.isfinite(stack) * w).sum(axis=0)
+            fused = filled.sum(axis=0) / np.where(denom > 0, denom, 1.0)
+        else:
+            fused = filled.max(axis=0)
+        return wa.with_values(np.where(has, fused, np.nan))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        return tags

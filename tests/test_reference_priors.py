@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+
+from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer, WordAttributions
+from sklearn_cap.priors.ig import captum_ig
+from sklearn_cap.priors.lime import batched_proba, lime_weights
+
+from test_classifier import planted_data
+
+
+def ref(folder, **kw):
+    params = dict(beta=0, epochs=3, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False,
+                  attribution="grad_input")
+    params.update(kw)
+    return ExplanationGuidedClassifier(folder, **params)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, _ = planted_data(60, seed=3)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted_ref(tiny_encoder, data):
+    return ref(tiny_encoder).fit(*data)
+
+
+def test_ig_prior_shape_and_padding(tiny_encoder, data):
+    X, y = data
+    texts = X[:6] + ["card", "where is my card please tell me now"]
+    labels = np.concatenate([y[:6], ["card_arrival", "card_arrival"]])
+    ig = IGPriorTransformer(ref(tiny_encoder), n_steps=8, progress_bar=False)
+    P = ig.fit_transform(texts, labels)
+    M = np.asarray(P)
+    assert M.shape == (8, 8)
+    assert np.isfinite(M[6, :1]).all() and np.isnan(M[6, 1:]).all()
+    assert np.isfinite(M[7]).all()
+    out = ig.transform(["unlabelled text"])
+    assert not out.has_values
+
+
+def test_ig_prior_completeness_and_batching(fitted_ref, data):
+    X, y = data
+    texts = X[:5]
+    target = np.array([list(fitted_ref.classes_).index(v) for v in y[:5]])
+    batched = captum_ig(fitted_ref, texts, target, n_steps=200, batch_size=5, internal_batch_size=128)
+    single = np.vstack([captum_ig(fitted_ref, [t], target[i:i + 1], n_steps=200, batch_size=1)
+                        for i, t in enumerate(texts)])
+    assert np.allclose(batched, single, atol=1e-4)
+    # IG completeness: the words' attributions add up to log P(x) - log P(baseline)
+    tok = fitted_ref.tokenizer_
+    for i, text in enumerate(texts):
+        enc = tok([text], return_tensors="pt")
+        ids = enc["input_ids"]
+        base = torch.where(torch.isin(ids, torch.tensor(tok.all_special_ids)), ids, torch.full_like(ids, tok.pad_token_id))
+        with torch.no_grad():
+            f = lambda t: torch.log_softmax(fitted_ref.model_(input_ids=t).logits, -1)[0, target[i]]
+            gap = float(f(ids) - f(base))
+        assert np.nansum(batched[i]) == pytest.approx(gap, abs=0.02 * abs(gap) + 1e-3)
+
+
+def test_prefit_uses_the_given_model(fitted_ref, data, tiny_encoder):
+    X, y = data
+    ig = IGPriorTransformer(fitted_ref, prefit=True, n_steps=4, progress_bar=False).fit(X[:4], y[:4])
+    assert ig.estimator_ is fitted_ref
+    with pytest.raises(NotFittedError):
+        IGPriorTransformer(ref(tiny_encoder), prefit=True, progress_bar=False).fit(X[:4], y[:4])
+
+
+def test_cross_fitting_uses_models_that_did_not_see_the_text(tiny_encoder, data):
+    X, y = data
+    ig = IGPriorTransformer(ref(tiny_encoder, epochs=1), cv=2, n_steps=4, progress_bar=False)
+    P = np.asarray(ig.fit_transform(X[:20], y[:20]))
+    assert ig.estimator_ is None and len(ig.estimators_) == 2
+    from sklearn.model_selection import StratifiedKFold
+
+    for (train, test), model in zip(StratifiedKFold(2).split(np.zeros(20), y[:20]), ig.estimators_):
+        target = np.array([list(model.classes_).index(v) for v in y[:20][test]])
+        own = captum_ig(model, [X[i] for i in test], target, n_steps=4)
+        assert np.allclose(P[test, : own.shape[1]], own, equal_nan=True, atol=1e-5)
+
+
+def test_lime_positions_and_batching(fitted_ref):
+    text = "card my card please where"
+    label = list(fitted_ref.classes_).index("card_arrival")
+    plain = lambda strings: np.vstack([fitted_ref.predict_proba([s]) for s in strings])
+    a = lime_weights(text, batched_proba(fitted_ref), label, num_samples=300, random_state=np.random.RandomState(0))
+    b = lime_weights(text, plain, label, num_samples=300, random_state=np.random.RandomState(0))
+    assert a.shape == (5,) and np.allclose(a, b, atol=1e-4)
+    # positions, not bag of words: the two "card"s get their own weights
+    assert a[0] != a[2]
+
+
+def test_lime_prior_transformer(tiny_encoder, data):
+    X, y = data
+    lime = LIMEPriorTransformer(ref(tiny_encoder), num_samples=200, progress_bar=False)
+    P = lime.fit_transform(X[:6], y[:6])
+    M = np.asarray(P)
+    assert M.shape == P.shape and np.isfinite(M[P.word_mask]).all()
+    again = np.asarray(lime.compute_priors(X[:6], y[:6]))
+    assert np.allclose(M, again, equal_nan=True)  # same seed per text
+    with pytest.raises(ValueError, match="not seen by the reference"):
+        lime.compute_priors(X[:1], ["other"])
+
+
+def test_reference_priors_need_labels(tiny_encoder, data):
+    X, y = data
+    with pytest.raises(ValueError, match="needs the labels"):
+        IGPriorTransformer(ref(tiny_encoder)).fit_transform(X[:4])
+    with pytest.raises(ValueError, match="different lengths"):
+        LIMEPriorTransformer(ref(tiny_encoder)).fit(X[:4], y[:3])
+    with pytest.raises(ValueError, match="has no word"):
+        LIMEPriorTransformer(ref(tiny_encoder)).fit(["", "a b"], ["x", "y"])
