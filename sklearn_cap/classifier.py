@@ -10,7 +10,10 @@ over words that have a finite prior and survived truncation whole.
 import contextlib
 import copy
 import io
+import json
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -25,6 +28,49 @@ from .scorers.causal_lm import resolve_device
 from .text import WordAttributions, check_texts
 
 __all__ = ["ExplanationGuidedClassifier"]
+
+
+class MeanPoolingClassifier(torch.nn.Module):
+    """An encoder, masked mean pooling over tokens, dropout and a linear head.
+
+    Sentence-transformers checkpoints (such as the embedded MiniLM) are
+    trained to be read by mean pooling, and their CLS pooler is not: a
+    CLS head on them learns slowly, worst of all in few-shot training.
+    The interface is the one the library uses of a Hugging Face
+    ``*ForSequenceClassification`` model: ``model(...).logits``,
+    ``get_input_embeddings()`` and ``config``.
+    """
+
+    def __init__(self, encoder, num_labels, dropout=0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.dropout = torch.nn.Dropout(dropout)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def get_input_embeddings(self):
+        return self.encoder.get_input_embeddings()
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              inputs_embeds=inputs_embeds).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+        return SimpleNamespace(logits=self.classifier(self.dropout(pooled)))
+
+
+def _resolve_pooling(pooling, model):
+    """``"auto"``: mean pooling for a sentence-transformers folder, else the model's own head."""
+    if pooling not in ("auto", "mean", "cls"):
+        raise ValueError(f"pooling must be 'auto', 'mean' or 'cls', got {pooling!r}.")
+    if pooling != "auto":
+        return pooling
+    folder = Path(str(model))
+    if (folder / "1_Pooling" / "config.json").exists():
+        cfg = json.loads((folder / "1_Pooling" / "config.json").read_text())
+        if cfg.get("pooling_mode_mean_tokens"):
+            return "mean"
+    return "cls"
 
 
 @contextlib.contextmanager
@@ -57,6 +103,12 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     model : str, default="roberta-base"
         Hub id or local folder of an encoder, e.g.
         :data:`sklearn_cap.embedded.ENCODER`. A classification head is added.
+    pooling : {"auto", "cls", "mean"}, default="auto"
+        ``"cls"``: the model's own sequence-classification head (first
+        token). ``"mean"``: masked mean of the token states, then a linear
+        head (:class:`MeanPoolingClassifier`). ``"auto"``: ``"mean"`` for a
+        sentence-transformers folder that pools by mean (the embedded
+        MiniLM), else ``"cls"``.
     beta : float, default=1.0
         Weight of the attribution loss. 0 trains with cross-entropy only.
     attribution : {"ig", "grad_input"}, default="ig"
@@ -111,6 +163,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         self,
         model="roberta-base",
         *,
+        pooling="auto",
         beta=1.0,
         attribution="ig",
         n_steps=4,
@@ -129,6 +182,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         progress_bar=True,
     ):
         self.model = model
+        self.pooling = pooling
         self.beta = beta
         self.attribution = attribution
         self.n_steps = n_steps
@@ -205,8 +259,6 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         self._check_params()
         texts, wa = self._as_container(X, priors, allow_empty=False)
         y = np.asarray(y)
@@ -227,11 +279,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         torch.manual_seed(seed)
         device = self._device()
         self.classes_ = classes
-        with _quiet_transformers():  # "newly initialised head" is expected here
-            self.tokenizer_ = AutoTokenizer.from_pretrained(str(self.model))
-            self.model_ = AutoModelForSequenceClassification.from_pretrained(
-                str(self.model), num_labels=len(classes)
-            ).to(device)
+        self.pooling_ = _resolve_pooling(self.pooling, self.model)
+        self.tokenizer_, self.model_ = self._build(len(classes))
+        self.model_.to(device)
         self.model_.config.id2label = {i: str(c) for i, c in enumerate(classes)}
         self.model_.config.label2id = {str(c): i for i, c in enumerate(classes)}
 
@@ -245,6 +295,20 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             )
         self._train(data, y_idx, prior_values if use_prior else None, train_rows, val_rows, seed, device)
         return self
+
+    def _build(self, num_labels, config=None):
+        """Tokenizer and model: from ``self.model``, or from a config (unpickling)."""
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+        with _quiet_transformers():  # "newly initialised head" is expected here
+            tokenizer = None if config is not None else AutoTokenizer.from_pretrained(str(self.model))
+            if self.pooling_ == "mean":
+                encoder = (AutoModel.from_config(config) if config is not None
+                           else AutoModel.from_pretrained(str(self.model)))
+                return tokenizer, MeanPoolingClassifier(encoder, num_labels)
+            if config is not None:
+                return tokenizer, AutoModelForSequenceClassification.from_config(config)
+            return tokenizer, AutoModelForSequenceClassification.from_pretrained(str(self.model), num_labels=num_labels)
 
     def _encode(self, wa):
         ids, word_index, complete = align_words(self.tokenizer_, wa.texts, wa.spans, self.max_length)
@@ -477,15 +541,15 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state):
         packed = state.get("model_")
+        self.__dict__.update(state)
         if isinstance(packed, tuple):
-            from transformers import AutoConfig, AutoModelForSequenceClassification
+            from transformers import AutoConfig
 
             config_dict, weights = packed
             config = AutoConfig.for_model(**config_dict)
-            model = AutoModelForSequenceClassification.from_config(config)
+            _, model = self._build(len(self.classes_), config=config)
             model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
-            state["model_"] = model.eval()
-        self.__dict__.update(state)
+            self.model_ = model.eval()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

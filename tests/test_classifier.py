@@ -178,3 +178,30 @@ def test_bad_params(tiny_encoder, data, params, msg):
     X, y, _ = data
     with pytest.raises(ValueError, match=msg):
         _clf(tiny_encoder, **params).fit(X[:10], y[:10])
+
+
+def test_mean_pooling_head_trains_explains_and_pickles(tiny_encoder, data, tmp_path):
+    X, y, P = data
+    clf = _clf(tiny_encoder, pooling="mean", beta=2, epochs=3).fit(X, y, priors=P)
+    assert clf.pooling_ == "mean" and clf.score(X, y) > 0.9
+    back = pickle.loads(pickle.dumps(clf))
+    assert np.allclose(back.predict_proba(X[:10]), clf.predict_proba(X[:10]), atol=1e-6)
+    assert np.isfinite([s for _, s in back.explain(X[:1], method="ig").to_list(0)]).all()
+
+
+def test_pooling_auto_detects_sentence_transformers(tiny_encoder, tmp_path):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from sklearn_cap.classifier import _resolve_pooling
+
+    assert _resolve_pooling("auto", tiny_encoder) == "cls"
+    st = tmp_path / "st"
+    shutil.copytree(tiny_encoder, st)
+    (st / "1_Pooling").mkdir()
+    (st / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    assert _resolve_pooling("auto", str(st)) == "mean"
+    assert _resolve_pooling("auto", "roberta-base") == "cls"
+    with pytest.raises(ValueError, match="pooling must be"):
+        _resolve_pooling("max", tiny_encoder)
