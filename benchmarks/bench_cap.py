@@ -20,7 +20,8 @@ import torch
 
 from sklearn_cap import embedded
 from sklearn_cap.datasets import load_banking77
-from sklearn_cap.priors.cap import _text_seed, masked_text, sample_masks
+from sklearn_cap.priors.cap import _text_seed, sample_masks
+from sklearn_cap.text import masked_text
 from sklearn_cap.scorers import CausalLMScorer, Task
 from sklearn_cap.scorers.causal_lm import load_causal_lm
 from sklearn_cap.text import segment

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-__all__ = ["WORD_PATTERN", "segment", "check_texts", "WordAttributions"]
+__all__ = ["WORD_PATTERN", "segment", "masked_text", "check_texts", "WordAttributions"]
 
 WORD_PATTERN = re.compile(r"\w+(?:['\u2019\-]\w+)*")
 
@@ -39,6 +39,27 @@ def segment(text):
     """
     matches = list(WORD_PATTERN.finditer(text))
     return [m.group() for m in matches], [m.span() for m in matches]
+
+
+def masked_text(text, spans, keep):
+    """The text with the words where ``keep`` is 0 deleted, whitespace collapsed.
+
+    CAP's masks, LIME's perturbations and the ERASER metrics all remove
+    words this way, so they agree on what "the text without these words" is.
+
+    Examples
+    --------
+    >>> text = "Where's my card, please?"
+    >>> masked_text(text, segment(text)[1], [1, 0, 1, 1])
+    "Where's card, please?"
+    """
+    pieces, pos = [], 0
+    for (start, end), k in zip(spans, keep):
+        if not k:
+            pieces.append(text[pos:start])
+            pos = end
+    pieces.append(text[pos:])
+    return " ".join("".join(pieces).split())
 
 
 def check_texts(X, *, allow_empty=True, name="X"):
@@ -223,7 +244,7 @@ class WordAttributions:
                 pos = end
             out.append(html.escape(text[pos:]))
             caption = ""
-            if labels is not None:
+            if labels is not None and str(labels[i]):
                 caption = f"<b>{html.escape(str(labels[i]))}</b>: "
             parts.append(f"<p>{caption}{''.join(out)}</p>")
         return "\n".join(parts)

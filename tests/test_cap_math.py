@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from sklearn_cap.priors.cap import masked_text, ridge_cholesky, sample_masks, short_text_design
-from sklearn_cap.text import segment
+from sklearn_cap.priors.cap import ridge_cholesky, sample_masks, short_text_design
+from sklearn_cap.text import masked_text, segment
 
 
 @pytest.mark.parametrize("lam", [0.01, 0.1, 1.0, 10.0])

@@ -5,7 +5,8 @@ import pytest
 from sklearn.base import clone
 
 from sklearn_cap import CAPPriorTransformer, WordAttributions
-from sklearn_cap.priors.cap import _text_seed, masked_text, sample_masks
+from sklearn_cap.priors.cap import _text_seed, sample_masks
+from sklearn_cap.text import masked_text
 from sklearn_cap.scorers import CausalLMScorer, Task
 
 X = ["my card has not arrived yet", "i lost my card yesterday please block it",

@@ -29,14 +29,13 @@ from tqdm.auto import tqdm
 
 from ..cache import ScoreCache, get_cache_dir, score_key
 from ..scorers import DEFAULT_INSTRUCTION, Task, build_scorer
-from ..text import WordAttributions, check_texts
+from ..text import WordAttributions, check_texts, masked_text
 
 __all__ = [
     "CAPPriorTransformer",
     "sample_masks",
     "ridge_cholesky",
     "short_text_design",
-    "masked_text",
 ]
 
 MIN_WORDS = 3
@@ -98,17 +97,6 @@ def ridge_cholesky(M, z, lam):
     zc = z - z.mean()
     A = Mc.T @ Mc + float(lam) * np.eye(M.shape[1])
     return cho_solve(cho_factor(A, lower=True), Mc.T @ zc)
-
-
-def masked_text(text, spans, keep):
-    """The text with the words where ``keep`` is 0 removed (whitespace collapsed)."""
-    pieces, pos = [], 0
-    for (start, end), k in zip(spans, keep):
-        if not k:
-            pieces.append(text[pos:start])
-            pos = end
-    pieces.append(text[pos:])
-    return " ".join("".join(pieces).split())
 
 
 def _text_seed(seed, text):

@@ -1,0 +1,129 @@
+"""The paper's evaluation as reusable steps: confusable subsets, the method zoo, one scored run.
+
+Used by the main job (``python -m sklearn_cap demo``) and by
+``benchmarks/reproduce.py``; usable on one's own data::
+
+    methods = make_methods(encoder, scorer="embedding")
+    result = run_method("cap_hybrid_mean", methods, X_train, y_train, X_test, y_test, adversarial)
+"""
+
+import time
+
+import numpy as np
+from sklearn.base import clone
+
+from .adversarial import make_adversarial
+from .classifier import ExplanationGuidedClassifier
+from .metrics import class_keywords, faithfulness
+from .priors import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+from .scorers import EmbeddingScorer, Task
+
+__all__ = ["confusable_classes", "make_methods", "METHODS", "fit_method", "evaluate", "adversarial_sets"]
+
+METHODS = ("vanilla", "ig", "lime", "cap", "cap_hybrid_mean", "cap_hybrid_max")
+
+
+def confusable_classes(labels, n, *, seed_label=None, encoder=None):
+    """``n`` labels whose names are closest to ``seed_label`` (itself included) in embedding space.
+
+    A stand-in for "fine-grained, confusable intents" that needs no model
+    training: label names are embedded with the sentence encoder (the
+    embedded MiniLM by default) and the ``n - 1`` nearest to the seed are
+    taken. Without a seed, the label whose ``n - 1`` nearest neighbours are
+    closest on average.
+    """
+    labels = sorted(set(labels))
+    if n >= len(labels):
+        return labels
+    task = Task.from_labels(labels)
+    scorer = EmbeddingScorer(encoder)
+    from .scorers.embedding import embed_texts, load_encoder
+    from .scorers.causal_lm import resolve_device
+
+    tok, enc = load_encoder(scorer._model_path(), resolve_device("auto"))
+    emb = embed_texts(list(task.label_names), tok, enc).numpy()
+    sim = emb @ emb.T
+    if seed_label is None:
+        nearest = -np.sort(-sim, axis=1)[:, 1:n]
+        seed = int(np.argmax(nearest.mean(1)))
+    else:
+        seed = labels.index(seed_label)
+    order = np.argsort(-sim[seed], kind="stable")[:n]
+    return sorted(labels[i] for i in order)
+
+
+def make_methods(encoder, *, scorer="embedding", n_samples=100, lam=0.1, epochs=15, learning_rate=1e-4,
+                 batch_size=16, beta=1.0, attribution="grad_input", lime_samples=500, ig_steps=20,
+                 random_state=0, cache_dir=None, progress_bar=False):
+    """The classifier and the prior of every method of the paper's table, unfitted.
+
+    Returns a dict with ``"classifier"`` (the vanilla model; every method
+    trains a clone with its prior) and ``"priors"``: method -> prior
+    transformer or None. IG and LIME priors explain the fitted vanilla model
+    (``prefit``), which is what a plain fine-tuned reference classifier is.
+    """
+    clf = ExplanationGuidedClassifier(
+        encoder, beta=beta, attribution=attribution, epochs=epochs, learning_rate=learning_rate,
+        batch_size=batch_size, random_state=random_state, progress_bar=progress_bar,
+    )
+    cap = CAPPriorTransformer(scorer, n_samples=n_samples, lam=lam, random_state=0, cache_dir=cache_dir,
+                              progress_bar=progress_bar)
+    return {
+        "classifier": clf,
+        "cap": cap,
+        "ig": IGPriorTransformer(prefit=True, n_steps=ig_steps, progress_bar=progress_bar),
+        "lime": LIMEPriorTransformer(prefit=True, num_samples=lime_samples, progress_bar=progress_bar),
+    }
+
+
+def _prior(method, parts, vanilla):
+    ig = clone(parts["ig"]).set_params(estimator=vanilla)
+    lime = clone(parts["lime"]).set_params(estimator=vanilla)
+    cap = clone(parts["cap"])
+    if method == "ig":
+        return ig
+    if method == "lime":
+        return lime
+    if method == "cap":
+        return cap
+    if method in ("cap_hybrid_mean", "cap_hybrid_max"):
+        return PriorUnion([("cap", cap), ("ig", ig), ("lime", lime)], aggregate=method.rsplit("_", 1)[1])
+    raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+
+
+def fit_method(method, parts, X, y, *, vanilla=None):
+    """Fit one method; returns (classifier, training priors or None, seconds).
+
+    ``vanilla`` (a fitted vanilla classifier) is the reference model of the
+    IG and LIME priors; it is trained here when not given.
+    """
+    start = time.perf_counter()
+    if vanilla is None:
+        vanilla = clone(parts["classifier"]).set_params(beta=0).fit(X, y)
+    if method == "vanilla":
+        return vanilla, None, time.perf_counter() - start
+    priors = _prior(method, parts, vanilla).fit_transform(X, y)
+    clf = clone(parts["classifier"]).fit(priors, y)
+    return clf, priors, time.perf_counter() - start
+
+
+def adversarial_sets(X_test, y_test, keywords, random_state=0):
+    """Keyword-addition and keyword-replacement versions of a test set."""
+    return {kind: make_adversarial(X_test, y_test, keywords, kind=kind, random_state=random_state)
+            for kind in ("addition", "replacement")}
+
+
+def evaluate(clf, X_test, y_test, adversarial, *, explain_steps=16):
+    """Accuracy, adversarial accuracies, comprehensiveness and sufficiency of the model's own IG explanations."""
+    out = {"accuracy": float(clf.score(X_test, y_test))}
+    for kind, adv in adversarial.items():
+        out[f"adv_{kind}"] = float(clf.score(adv.texts, adv.labels)) if len(adv) else float("nan")
+    ex = clf.explain(X_test, method="ig", n_steps=explain_steps)
+    out.update({k: v for k, v in faithfulness(clf, ex).items() if k != "per_k"})
+    out["explanations"] = ex
+    return out
+
+
+def keywords_from(priors, labels, top_k=10):
+    """Class keywords (for the adversarial sets) from training priors."""
+    return class_keywords(priors, labels, top_k=top_k)
