@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
 
 from .adversarial import make_adversarial
 from .classifier import ExplanationGuidedClassifier
@@ -77,8 +78,9 @@ def make_methods(encoder, *, scorer="embedding", n_samples=100, lam=0.1, epochs=
 
 
 def _prior(method, parts, vanilla):
-    ig = clone(parts["ig"]).set_params(estimator=vanilla)
-    lime = clone(parts["lime"]).set_params(estimator=vanilla)
+    frozen = FrozenEstimator(vanilla)  # survives clone(): the prefit reference stays fitted
+    ig = clone(parts["ig"]).set_params(estimator=frozen)
+    lime = clone(parts["lime"]).set_params(estimator=frozen)
     cap = clone(parts["cap"])
     if method == "ig":
         return ig

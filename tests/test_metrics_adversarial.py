@@ -62,7 +62,7 @@ def test_scorers_in_cross_validate(keyword_model):
 def test_keywords_overlap_pairs():
     texts = ["card arrived late", "card not arrived", "transfer fee charged", "fee for transfer", "card fee"]
     labels = ["arrival", "arrival", "fee", "fee", "cardfee"]
-    wa = WordAttributions(texts, [[0.0, 1.0, 0.5], [0.1, 0.2, 1.0], [0.2, 1.0, 0.1], [1.0, 0.0, 0.3], [0.5, 1.0]])
+    wa = WordAttributions(texts, [[0.0, 1.0, 0.5], [0.1, 0.2, 1.0], [0.2, 1.0, 0.1], [1.0, 0.0, 0.3], [0.5, 1.0, np.nan]])
     kw = class_keywords(wa, labels, top_k=2, min_count=1)
     assert kw["arrival"][0][0] == "arrived"
     assert [w for w, _ in kw["fee"]] == ["fee", "transfer"]

@@ -157,3 +157,19 @@ def test_pipeline_predicts_without_llm_and_pickles(tiny_llm, tiny_encoder, tmp_p
     assert (back.predict(["card where is it", "transfer please now"]) == pred).all()
     assert back.named_steps["clf"].explain(["card where is it"]).to_list(0)
     assert clone(pipe).get_params()["priors__cap__lam"] == 0.1
+
+
+def test_prefit_reference_survives_grid_search(tiny_encoder, tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y, _ = planted_data(40, seed=8)
+    y = np.asarray(y)
+    reference = _ref(tiny_encoder).fit(X, y)
+    union = PriorUnion([("ig", IGPriorTransformer(FrozenEstimator(reference), prefit=True, n_steps=4,
+                                                  progress_bar=False)),
+                        ("lime", LIMEPriorTransformer(FrozenEstimator(reference), prefit=True, num_samples=50,
+                                                      progress_bar=False))])
+    pipe = Pipeline([("priors", union), ("clf", _ref(tiny_encoder).set_params(beta=1.0))])
+    gs = GridSearchCV(pipe, {"clf__beta": [0.5, 2.0]}, cv=2).fit(X, y)
+    fitted = gs.best_estimator_.named_steps["priors"].named_transformers_["ig"]
+    assert fitted.estimator_.estimator is reference  # the very model given, never refitted

@@ -5,7 +5,10 @@ explanations of the gold label are the prior. Three ways to get it:
 
 - trained in ``fit`` on the same texts (default);
 - ``prefit=True``: the given ``estimator`` is already fitted and used as is,
-  as :class:`~sklearn.feature_selection.SelectFromModel` does;
+  as :class:`~sklearn.feature_selection.SelectFromModel` does. Wrap it in
+  :class:`sklearn.frozen.FrozenEstimator` when the prior sits in a pipeline
+  that will be cloned (``GridSearchCV``, ``cross_validate``): ``clone`` of
+  a plain fitted estimator returns an unfitted copy;
 - ``cv=k``: cross-fitting. Each training text's prior comes from a model that
   did not see it. It matters when the reference model can memorise its
   training set (large models, few examples per class): explanations of

@@ -132,6 +132,8 @@ class PriorUnion(TransformerMixin, _BaseComposition):
                 groups.setdefault(key, []).append(name)
         refs, fitted, priors = {}, {}, {}
         for name, t in active:
+            # Fit clones: the members given stay unfitted (a prefit member's model survives
+            # clone() when wrapped in sklearn.frozen.FrozenEstimator).
             member = clone(t)
             key = member.reference_key() if hasattr(member, "reference_key") else None
             shared = key is not None and len(groups[key]) > 1
