@@ -57,10 +57,11 @@ METRICS = [("accuracy", "5-shot acc."), ("adv_addition", "adv. addition"), ("adv
            ("comprehensiveness", "compr. ↑"), ("sufficiency", "suff. ↓")]
 
 
-def load_cells():
-    if not CELLS.exists():
+def load_cells(path=CELLS):
+    path = Path(path)
+    if not path.exists():
         return []
-    return [json.loads(line) for line in CELLS.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def cell_key(c):
@@ -76,8 +77,9 @@ def run(args):
     from sklearn.base import clone
 
     loaders = {"banking77": load_banking77, "hwu64": load_hwu64, "clinc150": load_clinc150}
-    done = {cell_key(c) for c in load_cells()}
-    CELLS.parent.mkdir(parents=True, exist_ok=True)
+    cells_path = Path(args.cells)
+    done = {cell_key(c) for c in load_cells(cells_path)}
+    cells_path.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for name in args.datasets:
             todo = [r for r in ROWS if (name, r[0], seed) not in done]
@@ -121,8 +123,8 @@ def run(args):
                         "eval_seconds": round(time.perf_counter() - t_eval, 1),
                         "n_classes": len(classes), "n_train": len(X5), "n_test": len(Xt),
                         "n_adv": [len(adversarial["addition"]), len(adversarial["replacement"])],
-                        "settings": vars(args) | {"seeds": None}}
-                with open(CELLS, "a") as f:
+                        "settings": {k: v for k, v in vars(args).items() if k not in ("seeds", "cells", "doc")}}
+                with open(cells_path, "a") as f:
                     f.write(json.dumps(cell, default=str) + "\n")
                 print(f"  {row:<30} acc {scores['accuracy']:.3f}  adv+ {scores['adv_addition']:.3f}  "
                       f"adv~ {scores['adv_replacement']:.3f}  compr {scores['comprehensiveness']:.3f}  "
@@ -131,7 +133,7 @@ def run(args):
 
 
 def write_doc(args):
-    cells = load_cells()
+    cells = load_cells(args.cells)
     if not cells:
         sys.exit("no cells yet: run benchmarks/reproduce.py first")
     s0 = cells[0]["settings"]
@@ -178,7 +180,8 @@ def write_doc(args):
             cells_row = [row]
             for key, _ in METRICS:
                 v = np.array([c[key] for c in rc], dtype=float)
-                cells_row.append(f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({len(v)})")
+                spread = f"{v.std(ddof=1):.3f}" if len(v) > 1 else "n/a"
+                cells_row.append(f"{v.mean():.3f} ± {spread} ({len(v)})")
             cells_row.append(f"{np.mean([c['fit_seconds'] for c in rc]):.0f}")
             cells_row.append(f"{np.mean([c['eval_seconds'] for c in rc]):.0f}")
             table.append(cells_row)
@@ -190,8 +193,8 @@ def write_doc(args):
     lines += ["Compute: ``fit s`` includes the method's priors (CAP scoring from an empty cache on the first",
               "seed, cached after) and its training; the vanilla model's own training is in the vanilla row.",
               f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU.", ""]
-    DOC.write_text("\n".join(lines))
-    print(f"wrote {DOC}")
+    Path(args.doc).write_text("\n".join(lines))
+    print(f"wrote {args.doc}")
 
 
 def main():
@@ -208,6 +211,8 @@ def main():
     p.add_argument("--explain-steps", type=int, default=8)
     p.add_argument("--data-home", default=None)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cells", default=str(CELLS), help="where finished cells are appended")
+    p.add_argument("--doc", default=str(DOC), help="the page --write-doc writes")
     p.add_argument("--write-doc", action="store_true", help="only rebuild doc/results.rst from the cells")
     args = p.parse_args()
     write_doc(args) if args.write_doc else run(args)

@@ -7,7 +7,6 @@ words of the prior, both normalised per text the same way, and the MSE runs
 over words that have a finite prior and survived truncation whole.
 """
 
-import contextlib
 import copy
 import io
 import json
@@ -23,6 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ._hf import quiet_transformers
 from .attribution import NORMALIZATIONS, align_words, normalize, pool_to_words, token_attributions
 from .scorers.causal_lm import resolve_device
 from .text import WordAttributions, check_texts
@@ -71,23 +71,6 @@ def _resolve_pooling(pooling, model):
         if cfg.get("pooling_mode_mean_tokens"):
             return "mean"
     return "cls"
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' warnings and loading bars for the duration."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
@@ -300,7 +283,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         """Tokenizer and model: from ``self.model``, or from a config (unpickling)."""
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-        with _quiet_transformers():  # "newly initialised head" is expected here
+        with quiet_transformers():  # "newly initialised head" is expected here
             tokenizer = None if config is not None else AutoTokenizer.from_pretrained(str(self.model))
             if self.pooling_ == "mean":
                 encoder = (AutoModel.from_config(config) if config is not None

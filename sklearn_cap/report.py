@@ -80,7 +80,7 @@ def html_report(path, *, title, summary_header, summary_rows, notes=(), heatmaps
             for i in range(len(wa)):
                 pred = wa.targets[i] if wa.targets is not None else ""
                 mark = "" if gold is None else (" ✓" if pred == gold[i] else f" ✗ (gold: {html.escape(str(gold[i]))})")
-                rows.append(f"<p><i>{html.escape(str(pred))}{mark}</i><br>{wa.to_html(i, labels=[''] * len(wa))}</p>")
+                rows.append(f"<div><i>{html.escape(str(pred))}{mark}</i>{wa.to_html(i, labels=[''] * len(wa))}</div>")
             parts.append("<div>" + "".join(rows) + "</div>")
         parts.append("</div>")
     if priors is not None:

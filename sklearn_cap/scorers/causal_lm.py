@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._hf import quiet_transformers
 from .base import BaseScorer
 
 __all__ = ["CausalLMScorer", "resolve_device"]
@@ -65,10 +66,11 @@ def load_causal_lm(model, device="cpu", dtype=None, trust_remote_code=False):
         if key not in _MODELS:
             folder, gguf_file = _split_model_path(model)
             kw = {"gguf_file": gguf_file} if gguf_file else {}
-            tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
-            lm = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kw
-            )
+            with quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
+                lm = AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kw
+                )
             lm.to(device).eval()
             _MODELS[key] = (tok, lm)
         return _MODELS[key]

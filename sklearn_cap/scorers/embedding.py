@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._hf import quiet_transformers
 from .base import BaseScorer
 from .causal_lm import resolve_device
 
@@ -29,8 +30,9 @@ def load_encoder(model, device="cpu"):
     key = (str(model), device)
     with _LOCK:
         if key not in _ENCODERS:
-            tok = AutoTokenizer.from_pretrained(str(model))
-            enc = AutoModel.from_pretrained(str(model)).to(device).eval()
+            with quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(str(model))
+                enc = AutoModel.from_pretrained(str(model)).to(device).eval()
             _ENCODERS[key] = (tok, enc)
         return _ENCODERS[key]
 
