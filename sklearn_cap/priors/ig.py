@@ -11,7 +11,7 @@ from ._reference import ReferencePriorMixin
 __all__ = ["IGPriorTransformer", "captum_ig"]
 
 
-def captum_ig(clf, texts, target_idx, *, n_steps=50, internal_batch_size=64, batch_size=16, progress_bar=False):
+def captum_ig(clf, texts, target_idx, *, n_steps=50, internal_batch_size=64, batch_size="auto", progress_bar=False):
     """Word-level IG of a fitted :class:`~sklearn_cap.ExplanationGuidedClassifier`, through captum.
 
     Integrated Gradients (Sundararajan et al. 2017) on the word-embedding
@@ -20,7 +20,9 @@ def captum_ig(clf, texts, target_idx, *, n_steps=50, internal_batch_size=64, bat
     are summed over the embedding dimension, then over each word's tokens.
     ``batch_size`` texts go through captum at once; captum splits the
     ``batch_size x n_steps`` interpolated inputs into chunks of
-    ``internal_batch_size``.
+    ``internal_batch_size``. ``"auto"`` is 16 texts on a GPU and 1 on a CPU,
+    where the padding of several texts costs more than batching saves
+    (measured in ``benchmarks/bench_priors.py``).
 
     Returns
     -------
@@ -31,6 +33,8 @@ def captum_ig(clf, texts, target_idx, *, n_steps=50, internal_batch_size=64, bat
 
     wa, data = clf._prepare(texts)
     device = clf._device()
+    if batch_size == "auto":
+        batch_size = 16 if device.type == "cuda" else 1
     model = clf.model_
 
     def forward(input_ids, attention_mask):
@@ -79,8 +83,8 @@ class IGPriorTransformer(ReferencePriorMixin):
         Riemann steps of IG.
     internal_batch_size : int, default=64
         Interpolated inputs per forward pass inside captum.
-    batch_size : int, default=16
-        Texts attributed together.
+    batch_size : int or "auto", default="auto"
+        Texts attributed together: 16 on a GPU, 1 on a CPU (see :func:`captum_ig`).
     progress_bar : bool, default=True
 
     Attributes
@@ -97,7 +101,7 @@ class IGPriorTransformer(ReferencePriorMixin):
     """
 
     def __init__(self, estimator=None, *, prefit=False, cv=None, n_steps=50, internal_batch_size=64,
-                 batch_size=16, progress_bar=True):
+                 batch_size="auto", progress_bar=True):
         self.estimator = estimator
         self.prefit = prefit
         self.cv = cv
