@@ -13,4 +13,7 @@ __all__ = [
     "IGPriorTransformer",
     "LIMEPriorTransformer",
     "PriorUnion",
-    "WordAttributions", "segment", "__version__"]
+    "WordAttributions",
+    "segment",
+    "__version__",
+]

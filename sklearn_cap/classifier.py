@@ -443,6 +443,19 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         self.model_.to(self._device())
         return wa, self._encode(wa)
 
+    def class_index(self, labels):
+        """Column of each label in ``classes_`` (what ``predict_proba`` and ``explain`` index by).
+
+        Raises a ``ValueError`` naming labels not seen in ``fit``.
+        """
+        check_is_fitted(self, "classes_")
+        lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
+        labels = np.asarray(labels).tolist()
+        unknown = sorted({t for t in labels if t not in lookup}, key=str)
+        if unknown:
+            raise ValueError(f"Labels {unknown[:5]} were not seen in fit; classes_ are {self.classes_[:5]}...")
+        return np.array([lookup[t] for t in labels], dtype=int)
+
     def decision_function(self, X):
         """Logits, shape (n_texts, n_classes). Empty texts get the model's answer for no words."""
         wa, data = self._prepare(X)
@@ -487,11 +500,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             target = np.asarray(target)
             if len(target) != len(wa):
                 raise ValueError(f"target has {len(target)} labels for {len(wa)} texts.")
-            lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-            unknown = sorted({t for t in target.tolist() if t not in lookup}, key=str)
-            if unknown:
-                raise ValueError(f"target labels {unknown[:5]} were not seen in fit; classes_ are {self.classes_[:5]}...")
-            tgt = np.array([lookup[t] for t in target.tolist()])
+            tgt = self.class_index(target)
         method = method or self.attribution
         W = max(wa.width, 1)
         values = np.full((len(wa), W), np.nan)

@@ -51,6 +51,7 @@ def _class_index(clf, attributions, target, proba_full):
         target = attributions.targets
     if target is None:
         return proba_full.argmax(1)
+    # Any classifier with classes_ (not only ours), so no clf.class_index here.
     lookup = {c: i for i, c in enumerate(clf.classes_.tolist())}
     return np.array([lookup[t] for t in np.asarray(target).tolist()])
 

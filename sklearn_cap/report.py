@@ -4,7 +4,6 @@ import base64
 import html
 import io
 
-import numpy as np
 
 __all__ = ["plot_keyword_overlap", "html_report"]
 

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn_cap import CAPPriorTransformer, WordAttributions
 from sklearn_cap.priors.cap import _text_seed, sample_masks
 from sklearn_cap.text import masked_text
-from sklearn_cap.scorers import CausalLMScorer, Task
+from sklearn_cap.scorers import CausalLMScorer
 
 X = ["my card has not arrived yet", "i lost my card yesterday please block it",
      "why was i charged a fee for the transfer", "top up with apple pay", "my transfer is pending"]

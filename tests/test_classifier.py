@@ -192,7 +192,6 @@ def test_mean_pooling_head_trains_explains_and_pickles(tiny_encoder, data, tmp_p
 def test_pooling_auto_detects_sentence_transformers(tiny_encoder, tmp_path):
     import json
     import shutil
-    from pathlib import Path
 
     from sklearn_cap.classifier import _resolve_pooling
 

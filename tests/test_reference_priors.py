@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer, WordAttributions
+from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer
 from sklearn_cap.priors.ig import captum_ig
 from sklearn_cap.priors.lime import batched_proba, lime_weights
 

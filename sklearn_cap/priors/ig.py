@@ -5,7 +5,6 @@ import torch
 from tqdm.auto import tqdm
 
 from ..attribution import pool_to_words
-from ..text import WordAttributions
 from ._reference import ReferencePriorMixin
 
 __all__ = ["IGPriorTransformer", "captum_ig"]
@@ -111,8 +110,6 @@ class IGPriorTransformer(ReferencePriorMixin):
         self.progress_bar = progress_bar
 
     def _explain(self, model, texts, y):
-        lookup = {c: i for i, c in enumerate(model.classes_.tolist())}
-        target = np.array([lookup[v] for v in np.asarray(y).tolist()])
-        return captum_ig(model, texts, target, n_steps=self.n_steps,
+        return captum_ig(model, texts, model.class_index(y), n_steps=self.n_steps,
                          internal_batch_size=self.internal_batch_size, batch_size=self.batch_size,
                          progress_bar=self.progress_bar)

@@ -85,14 +85,13 @@ class LIMEPriorTransformer(ReferencePriorMixin):
         self.progress_bar = progress_bar
 
     def _explain(self, model, texts, y):
-        lookup = {c: i for i, c in enumerate(model.classes_.tolist())}
+        target = model.class_index(y)
         fn = batched_proba(model)
         seed = 0 if self.random_state is None else self.random_state
         width = max(len(segment(t)[0]) for t in texts)
         values = np.full((len(texts), width), np.nan)
-        for i, (text, label) in enumerate(tqdm(list(zip(texts, np.asarray(y).tolist())),
-                                               disable=not self.progress_bar, desc="LIME prior")):
-            w = lime_weights(text, fn, lookup[label], num_samples=self.num_samples,
+        for i, text in enumerate(tqdm(texts, disable=not self.progress_bar, desc="LIME prior")):
+            w = lime_weights(text, fn, target[i], num_samples=self.num_samples,
                              random_state=text_rng(seed, text))
             values[i, : len(w)] = w
         return values
