@@ -190,8 +190,28 @@ def write_doc(args):
         lines += [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths)), rule]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table]
         lines += [rule, ""]
-    lines += ["Compute: ``fit s`` includes the method's priors (CAP scoring from an empty cache on the first",
+    lines += ["Summary", "-------", "",
+              "Computed from the cells above: the best row by 5-shot accuracy, and CAP Hybrid mean minus",
+              "vanilla per column (a difference of means: positive is better for CAP Hybrid in every column",
+              "but sufficiency, where lower is better). Where CAP does not win, this says so.", ""]
+    for name in DATASETS:
+        ds = [c for c in cells if c["dataset"] == name]
+        means = {row: {k: np.mean([c[k] for c in ds if c["row"] == row]) for k, _ in METRICS}
+                 for row, _, _ in ROWS if any(c["row"] == row for c in ds)}
+        if "vanilla" not in means:
+            continue
+        best = max(means, key=lambda r: means[r]["accuracy"])
+        lines.append(f"* {name}: best accuracy {best} ({means[best]['accuracy']:.3f}).")
+        for hybrid in ("CAP Hybrid mean (embedding)", "CAP Hybrid mean (LLM)"):
+            if hybrid in means:
+                diff = {k: means[hybrid][k] - means["vanilla"][k] for k, _ in METRICS}
+                lines.append(f"  {hybrid} - vanilla: accuracy {diff['accuracy']:+.3f}, adv. addition "
+                             f"{diff['adv_addition']:+.3f}, adv. replacement {diff['adv_replacement']:+.3f}, "
+                             f"comprehensiveness {diff['comprehensiveness']:+.3f}, sufficiency {diff['sufficiency']:+.3f}.")
+    lines += ["", "Compute: ``fit s`` includes the method's priors (CAP scoring from an empty cache on the first",
               "seed, cached after) and its training; the vanilla model's own training is in the vanilla row.",
+              "The first BANKING77 seed ran while other jobs shared the two cores, so its seconds are inflated",
+              "(its later seeds and the other data sets ran alone).",
               f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU.", ""]
     Path(args.doc).write_text("\n".join(lines))
     print(f"wrote {args.doc}")
