@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ._hf import quiet_transformers
 from .attribution import NORMALIZATIONS, align_words, normalize, pool_to_words, token_attributions
 from .scorers.causal_lm import resolve_device
-from .text import WordAttributions, check_texts
+from .text import WordAttributions, check_texts, text_input_tags
 
 __all__ = ["ExplanationGuidedClassifier"]
 
@@ -544,8 +544,6 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             self.model_ = model.eval()
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
+        tags = text_input_tags(super().__sklearn_tags__())
         tags.non_deterministic = self.random_state is None
         return tags

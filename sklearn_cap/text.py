@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-__all__ = ["WORD_PATTERN", "segment", "masked_text", "check_texts", "WordAttributions"]
+__all__ = ["WORD_PATTERN", "segment", "masked_text", "check_texts", "text_input_tags", "WordAttributions"]
 
 WORD_PATTERN = re.compile(r"\w+(?:['\u2019\-]\w+)*")
 
@@ -60,6 +60,20 @@ def masked_text(text, spans, keep):
             pos = end
     pieces.append(text[pos:])
     return " ".join("".join(pieces).split())
+
+
+def text_input_tags(tags, *, y_required=False):
+    """Declare in scikit-learn tags that an estimator takes texts, not a 2-D numeric array.
+
+    scikit-learn then skips its numeric-array checks with that reason;
+    ``tests/test_estimator_checks.py`` runs the checks that apply to texts.
+    Prior transformers also need ``y`` (they explain each text's gold label).
+    """
+    tags.input_tags.string = True
+    tags.input_tags.two_d_array = False
+    if y_required:
+        tags.target_tags.required = True
+    return tags
 
 
 def check_texts(X, *, allow_empty=True, name="X"):

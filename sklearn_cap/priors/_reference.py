@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_is_fitted
 
-from ..text import WordAttributions, check_texts
+from ..text import WordAttributions, check_texts, text_input_tags
 
 
 def text_rng(seed, text):
@@ -123,8 +123,5 @@ class ReferencePriorMixin(TransformerMixin, BaseEstimator):
         raise NotImplementedError
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
+        tags = text_input_tags(super().__sklearn_tags__(), y_required=True)
         return tags

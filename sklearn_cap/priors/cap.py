@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..cache import ScoreCache, get_cache_dir, score_key
 from ..scorers import DEFAULT_INSTRUCTION, Task, build_scorer
-from ..text import WordAttributions, check_texts, masked_text
+from ..text import WordAttributions, check_texts, masked_text, text_input_tags
 
 __all__ = [
     "CAPPriorTransformer",
@@ -360,9 +360,6 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
                 cache.close()
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
+        tags = text_input_tags(super().__sklearn_tags__(), y_required=True)
         tags.requires_fit = True
         return tags

@@ -7,7 +7,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from ..attribution import NORMALIZATIONS, normalize_np
-from ..text import WordAttributions, check_texts
+from ..text import WordAttributions, check_texts, text_input_tags
 
 __all__ = ["PriorUnion"]
 
@@ -189,8 +189,5 @@ class PriorUnion(TransformerMixin, _BaseComposition):
         return wa.with_values(np.where(has, fused, np.nan))
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True
-        tags.input_tags.two_d_array = False
-        tags.target_tags.required = True
+        tags = text_input_tags(super().__sklearn_tags__(), y_required=True)
         return tags
