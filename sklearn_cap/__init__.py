@@ -2,12 +2,13 @@
 class-aware attribution priors (CAP), the scikit-learn way."""
 
 from .classifier import ExplanationGuidedClassifier
-from .priors import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+from .priors import BasePrior, CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
 from .text import WordAttributions, segment
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BasePrior",
     "CAPPriorTransformer",
     "ExplanationGuidedClassifier",
     "IGPriorTransformer",

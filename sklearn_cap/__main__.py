@@ -19,6 +19,21 @@ import time
 
 import numpy as np
 
+DEFAULT_SEED_LABEL = {"banking77": "card_arrival"}
+
+
+def _int_at_least(low):
+    def parse(value):
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
+        return v
+
+    return parse
+
 
 def _priors(args):
     from . import embedded
@@ -26,13 +41,16 @@ def _priors(args):
     from .priors import CAPPriorTransformer
 
     X, y = load_banking77("test", data_home=args.data_home, return_X_y=True)
+    if args.n_texts > len(X):
+        raise SystemExit(f"sklearn-cap priors: --n-texts {args.n_texts} is more than the {len(X)} BANKING77 "
+                         "test texts.")
     labels = sorted(set(y))
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(len(X), size=args.n_texts, replace=False)
     scorer = embedded.LLM if args.scorer == "llm" else "embedding"
     cap = CAPPriorTransformer(
         scorer=scorer, n_samples=args.n_samples, labels=labels,
-        cache_dir=args.cache_dir, progress_bar=not args.quiet,
+        cache_dir=args.cache_dir, progress_bar=False if args.quiet else "auto",
     )
     start = time.perf_counter()
     priors = cap.fit_transform(X[idx], y[idx])
@@ -74,7 +92,11 @@ def _demo(args):
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     X, y = _load(args.dataset, "train", args.data_home)
     X_test, y_test = _load(args.dataset, "test", args.data_home)
-    classes = confusable_classes(y, args.n_classes, seed_label=args.seed_label)
+    seed_label = args.seed_label if args.seed_label is not None else DEFAULT_SEED_LABEL.get(args.dataset)
+    if seed_label is not None and seed_label not in set(y):
+        raise SystemExit(f"sklearn-cap demo: --seed-label {seed_label!r} is not an intent of {args.dataset} "
+                         f"(for example {', '.join(sorted(set(y))[:3])}).")
+    classes = confusable_classes(y, args.n_classes, seed_label=seed_label)
     train = np.isin(y, classes)
     X_few, y_few, _ = sample_few_shot(X[train], y[train], args.shots, random_state=args.seed)
     test = np.flatnonzero(np.isin(y_test, classes))
@@ -88,7 +110,7 @@ def _demo(args):
     scorer = embedded.LLM if args.scorer == "llm" else "embedding"
     cache = get_cache_dir(args.cache_dir)
     parts = make_methods(embedded.ENCODER, scorer=scorer, n_samples=args.n_samples, epochs=args.epochs,
-                         beta=args.beta, random_state=args.seed, cache_dir=cache, progress_bar=not args.quiet)
+                         beta=args.beta, random_state=args.seed, cache_dir=cache, progress_bar=False if args.quiet else "auto")
     fit = joblib.Memory(cache / "demo_models", verbose=0).cache(_fit_cached, ignore=["vanilla"])
 
     def timed_fit(method, vanilla):
@@ -158,17 +180,19 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="vanilla vs CAP Hybrid on a confusable 5-shot BANKING77 subset")
     d.add_argument("--dataset", choices=["banking77", "clinc150", "hwu64"], default="banking77")
-    d.add_argument("--n-classes", type=int, default=10)
-    d.add_argument("--seed-label", default="card_arrival",
-                   help="the subset is this intent and its nearest intents by name (banking77)")
-    d.add_argument("--shots", type=int, default=5)
-    d.add_argument("--max-test", type=int, default=400)
+    d.add_argument("--n-classes", type=_int_at_least(2), default=10,
+                   help="intents in the confusable subset (all of them when larger than the label space)")
+    d.add_argument("--seed-label", default=None,
+                   help="the subset is this intent and its nearest intents by name (default: card_arrival for "
+                        "banking77; for the others, the intent whose nearest names are closest)")
+    d.add_argument("--shots", type=_int_at_least(1), default=5)
+    d.add_argument("--max-test", type=_int_at_least(0), default=400, help="0: every test text of the subset")
     d.add_argument("--scorer", choices=["embedding", "llm"], default="embedding")
-    d.add_argument("--n-samples", type=int, default=100)
-    d.add_argument("--epochs", type=int, default=15)
+    d.add_argument("--n-samples", type=_int_at_least(8), default=100)
+    d.add_argument("--epochs", type=_int_at_least(1), default=15)
     d.add_argument("--beta", type=float, default=1.0)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--show", type=int, default=25, help="test texts shown in the report")
+    d.add_argument("--seed", type=_int_at_least(0), default=0)
+    d.add_argument("--show", type=_int_at_least(0), default=25, help="test texts shown in the report")
     d.add_argument("--report", default="sklearn_cap_report.html")
     d.add_argument("--data-home", default=None, help="data folder (default $SKLEARN_CAP_DATA)")
     d.add_argument("--cache-dir", default=None, help="score and model cache (default $SKLEARN_CAP_CACHE)")
@@ -176,9 +200,9 @@ def main(argv=None):
     d.set_defaults(func=_demo)
     p = sub.add_parser("priors", help="print CAP priors for a few BANKING77 texts")
     p.add_argument("--scorer", choices=["llm", "embedding"], default="llm")
-    p.add_argument("--n-texts", type=int, default=5)
-    p.add_argument("--n-samples", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-texts", type=_int_at_least(1), default=5)
+    p.add_argument("--n-samples", type=_int_at_least(8), default=32)
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--data-home", default=None, help="data folder (default $SKLEARN_CAP_DATA)")
     p.add_argument("--cache-dir", default=None, help="score cache (default $SKLEARN_CAP_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -11,11 +11,13 @@ one SQLite file per folder, committed after every scored batch, so that
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 
-__all__ = ["ScoreCache", "get_cache_dir", "score_key"]
+__all__ = ["ScoreCache", "MemoryCache", "get_cache_dir", "score_key"]
 
 ENV_VAR = "SKLEARN_CAP_CACHE"
 
@@ -40,6 +42,10 @@ class ScoreCache:
     ----------
     folder : str or path-like
         Created if missing.
+    read_only : bool or None, default=None
+        None: detect (a cache that cannot be written is opened read-only).
+        A read-only cache serves the scores it holds; new scores are kept in
+        memory for the life of this object, with one warning.
 
     Examples
     --------
@@ -50,43 +56,93 @@ class ScoreCache:
     {'k': -1.5}
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, read_only=None):
         self.folder = Path(folder).expanduser()
+        self.read_only = read_only
         self._conn = None
+        self._memory = {}
 
     @property
     def path(self):
         return self.folder / "scores.sqlite"
 
+    def _fail(self, exc):
+        raise OSError(
+            f"The score cache {self.path} cannot be used ({type(exc).__name__}: {exc}). If it is corrupt, move "
+            "or delete it (its scores will be recomputed); or point cache_dir / $SKLEARN_CAP_CACHE at another "
+            "folder, or use cache_dir=False."
+        ) from exc
+
+    def _writable(self):
+        if self.read_only is not None:
+            return not self.read_only
+        if self.path.exists():
+            return os.access(self.path, os.W_OK) and os.access(self.folder, os.W_OK)
+        return True
+
     def _connect(self):
-        if self._conn is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=120)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL NOT NULL)")
-            conn.commit()
-            self._conn = conn
-        return self._conn
+        if self._conn is not None:
+            return self._conn
+        try:
+            if self._writable():
+                try:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise PermissionError(
+                        f"Cannot create the score cache folder {self.folder} ({exc}). Set cache_dir or "
+                        "$SKLEARN_CAP_CACHE to a writable folder, or use cache_dir=False."
+                    ) from exc
+                conn = sqlite3.connect(self.path, timeout=120)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL NOT NULL)")
+                conn.commit()
+                self.read_only = False
+            else:
+                if not self.path.exists():
+                    raise FileNotFoundError(f"No score cache at {self.path} to read.")
+                # immutable: no lock files are written next to a cache we may not write to
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+                conn.execute("SELECT COUNT(*) FROM scores").fetchone()
+                self.read_only = True
+                warnings.warn(f"The score cache {self.path} is read-only: its scores are used, new scores are kept "
+                              "in memory only.", stacklevel=3)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+        self._conn = conn
+        return conn
 
     def get_many(self, keys):
         """Cached values of those keys that are present."""
         conn = self._connect()
-        found = {}
         keys = list(keys)
-        for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(conn.execute(f"SELECT key, value FROM scores WHERE key IN ({marks})", chunk))
+        found = {k: self._memory[k] for k in keys if k in self._memory}
+        try:
+            for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(conn.execute(f"SELECT key, value FROM scores WHERE key IN ({marks})", chunk))
+        except sqlite3.Error as exc:
+            self._fail(exc)
         return found
 
     def put_many(self, items):
         """Store ``{key: value}`` and commit at once (what makes runs resumable)."""
+        rows = [(k, float(v)) for k, v in items.items()]
+        bad = [k for k, v in rows if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"Refusing to cache {len(bad)} non-finite scores (first key {bad[0][:16]}...).")
         conn = self._connect()
-        conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?)", [(k, float(v)) for k, v in items.items()])
-        conn.commit()
+        if self.read_only:
+            self._memory.update(rows)
+            return
+        try:
+            conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?)", rows)
+            conn.commit()
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
     def __len__(self):
-        return self._connect().execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        return self._connect().execute("SELECT COUNT(*) FROM scores").fetchone()[0] + len(self._memory)
 
     def close(self):
         if self._conn is not None:
@@ -95,7 +151,26 @@ class ScoreCache:
 
     # A connection cannot be pickled or shared across processes: reopen lazily.
     def __getstate__(self):
-        return {"folder": self.folder, "_conn": None}
+        return {"folder": self.folder, "read_only": self.read_only, "_conn": None, "_memory": {}}
 
     def __repr__(self):
         return f"ScoreCache({str(self.folder)!r})"
+
+
+class MemoryCache:
+    """The :class:`ScoreCache` interface in memory (``cache_dir=False``): scores live as long as the object."""
+
+    def __init__(self):
+        self._items = {}
+
+    def get_many(self, keys):
+        return {k: self._items[k] for k in keys if k in self._items}
+
+    def put_many(self, items):
+        self._items.update({k: float(v) for k, v in items.items()})
+
+    def close(self):
+        pass
+
+    def __len__(self):
+        return len(self._items)

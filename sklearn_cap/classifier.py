@@ -5,95 +5,72 @@ where the self-attribution is the model's own word attribution for the gold
 class (IG, as in the paper, or gradient x input), pooled from tokens into the
 words of the prior, both normalised per text the same way, and the MSE runs
 over words that have a finite prior and survived truncation whole.
+
+The parts live in their own modules: the network in :mod:`sklearn_cap.modeling`,
+the encoded texts in :mod:`sklearn_cap.encoding`, the training loop (with its
+overridable steps and callbacks) in :mod:`sklearn_cap.training`, the
+attribution math in :mod:`sklearn_cap.attribution`. This module holds the
+estimator: parameters, ``fit``, inference, ``explain`` and pickling.
 """
 
-import copy
 import io
-import json
-import warnings
-from pathlib import Path
-from types import SimpleNamespace
+import math
+import os
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_scalar
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
-from ._hf import quiet_transformers
-from .attribution import NORMALIZATIONS, align_words, normalize, pool_to_words, token_attributions
-from .scorers.causal_lm import resolve_device
-from .text import WordAttributions, check_texts, text_input_tags
+from .attribution import NORMALIZATIONS, gradient_x_input, integrated_gradients, pad_baseline, pool_to_words
+from .encoding import EncodedTexts
+from .loading import resolve_device
+from .modeling import build_classifier, max_tokens, resolve_pooling
+from .progress import PROGRESS_BAR, progress
+from .text import WordAttributions
+from .training import EarlyStopping, TrainingMixin
+from .validation import (RANDOM_STATE, check_known_labels, check_labels, check_min_classes, check_texts, seed_from,
+                         text_input_tags)
 
 __all__ = ["ExplanationGuidedClassifier"]
 
+ATTRIBUTIONS = ("ig", "grad_input")
 
-class MeanPoolingClassifier(torch.nn.Module):
-    """An encoder, masked mean pooling over tokens, dropout and a linear head.
-
-    Sentence-transformers checkpoints (such as the embedded MiniLM) are
-    trained to be read by mean pooling, and their CLS pooler is not: a
-    CLS head on them learns slowly, worst of all in few-shot training.
-    The interface is the one the library uses of a Hugging Face
-    ``*ForSequenceClassification`` model: ``model(...).logits``,
-    ``get_input_embeddings()`` and ``config``.
-    """
-
-    def __init__(self, encoder, num_labels, dropout=0.1):
-        super().__init__()
-        self.encoder = encoder
-        self.config = encoder.config
-        self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(encoder.config.hidden_size, num_labels)
-
-    def get_input_embeddings(self):
-        return self.encoder.get_input_embeddings()
-
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              inputs_embeds=inputs_embeds).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-        return SimpleNamespace(logits=self.classifier(self.dropout(pooled)))
+_NO_PRIORS = (
+    "beta={beta} but X carries no prior values, so the attribution loss would train nothing. A prior "
+    "transformer's transform(X) returns texts without priors (like TargetEncoder, priors need the labels): "
+    "get them with prior.fit_transform(X, y), inside a Pipeline (which calls fit_transform), or pass "
+    "fit(X, y, priors=...). For plain cross-entropy, set beta=0."
+)
 
 
-def _resolve_pooling(pooling, model):
-    """``"auto"``: mean pooling for a sentence-transformers folder, else the model's own head."""
-    if pooling not in ("auto", "mean", "cls"):
-        raise ValueError(f"pooling must be 'auto', 'mean' or 'cls', got {pooling!r}.")
-    if pooling != "auto":
-        return pooling
-    folder = Path(str(model))
-    if (folder / "1_Pooling" / "config.json").exists():
-        cfg = json.loads((folder / "1_Pooling" / "config.json").read_text())
-        if cfg.get("pooling_mode_mean_tokens"):
-            return "mean"
-    return "cls"
-
-
-class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
+class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator):
     """A text classifier whose own explanations are trained towards attribution priors.
 
-    ``fit`` takes raw texts (plain cross-entropy: the vanilla baseline) or the
-    :class:`~sklearn_cap.text.WordAttributions` a prior transformer returns
-    (cross-entropy plus ``beta`` times the attribution loss). ``predict``,
-    ``predict_proba`` and ``explain`` take either.
+    ``fit`` takes raw texts with ``beta=0`` (plain cross-entropy: the vanilla
+    baseline) or the :class:`~sklearn_cap.text.WordAttributions` a prior
+    transformer's ``fit_transform`` returns (cross-entropy plus ``beta``
+    times the attribution loss). ``predict``, ``predict_proba`` and
+    ``explain`` take either.
 
     Parameters
     ----------
-    model : str, default="roberta-base"
+    model : str or path-like, default="roberta-base"
         Hub id or local folder of an encoder, e.g.
         :data:`sklearn_cap.embedded.ENCODER`. A classification head is added.
     pooling : {"auto", "cls", "mean"}, default="auto"
         ``"cls"``: the model's own sequence-classification head (first
         token). ``"mean"``: masked mean of the token states, then a linear
-        head (:class:`MeanPoolingClassifier`). ``"auto"``: ``"mean"`` for a
-        sentence-transformers folder that pools by mean (the embedded
-        MiniLM), else ``"cls"``.
+        head. ``"auto"``: ``"mean"`` for a sentence-transformers folder that
+        pools by mean (the embedded MiniLM), else ``"cls"``.
     beta : float, default=1.0
-        Weight of the attribution loss. 0 trains with cross-entropy only.
+        Weight of the attribution loss. 0 trains with cross-entropy only;
+        with ``beta > 0``, ``fit`` needs prior values.
     attribution : {"ig", "grad_input"}, default="ig"
         Self-attribution in the loss and in :meth:`explain`: Integrated
         Gradients (the paper) or gradient x input (one backward pass, cheaper).
@@ -102,31 +79,48 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     normalization : {"minmax", "l1", "softmax"}, default="minmax"
         Per-text normalisation of both the prior and the self-attribution.
     max_length : int, default=128
-        Tokens per text; words cut off are left out of the attribution loss.
+        Tokens per text, at most the model's limit; words cut off are left
+        out of the attribution loss.
     epochs : int, default=3
     batch_size : int, default=32
     learning_rate : float, default=5e-5
     weight_decay : float, default=0.01
+        AdamW's decoupled weight decay (not on biases and norms), >= 0.
     warmup_ratio : float, default=0.06
-        Fraction of steps with a linearly rising learning rate, then linear decay.
+        Fraction of steps (in [0, 1]) with a linearly rising learning rate,
+        then linear decay.
+    optimizer : "adamw" or callable, default="adamw"
+        A callable is called as ``optimizer(param_groups, lr=learning_rate)``
+        (for example ``torch.optim.SGD``); or override
+        :meth:`initialize_optimizer`.
+    max_grad_norm : float or None, default=1.0
+        Gradient clipping norm; None turns clipping off.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, keep the
         weights of the best epoch (accuracy), stop after ``n_iter_no_change``
-        epochs without improvement.
+        epochs without improvement (:class:`~sklearn_cap.training.EarlyStopping`).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=2
+    callbacks : list of Callback, default=None
+        :class:`~sklearn_cap.training.Callback` objects called during training.
+    eval_batch_size : int, default=64
+        Texts per forward pass in ``predict``, ``predict_proba`` and validation.
     device : str, default="auto"
-        ``"auto"`` picks CUDA when available.
-    random_state : int or None, default=None
-        Seeds the head's initialisation, shuffling and dropout: the same
+        ``"auto"`` picks CUDA when available; resolved once per ``fit``.
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the head's initialisation, shuffling and dropout (through a
+        forked torch generator: the global one is left as it was): the same
         seed gives the same predictions on CPU.
-    progress_bar : bool, default=True
+    progress_bar : bool or "auto", default="auto"
+        "auto": a bar when stderr is a terminal.
 
     Attributes
     ----------
     classes_ : ndarray
-    model_ : transformers.PreTrainedModel
+    model_ : torch.nn.Module
     tokenizer_ : transformers.PreTrainedTokenizerFast
+    pooling_ : str
+    device_ : torch.device
     n_epochs_ : int
         Epochs run.
     history_ : list of dict
@@ -136,11 +130,38 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from sklearn_cap import ExplanationGuidedClassifier, embedded
-    >>> clf = ExplanationGuidedClassifier(embedded.ENCODER, beta=0, epochs=1)  # doctest: +SKIP
-    >>> clf.fit(["my card is late", "I lost my card"], ["card_arrival", "lost_card"])  # doctest: +SKIP
-    >>> clf.explain(["where is my card"]).to_list(0)  # doctest: +SKIP
-    [('where', 0.02), ('is', -0.01), ('my', 0.0), ('card', 0.3)]
+    >>> clf = ExplanationGuidedClassifier(embedded.ENCODER, beta=0, epochs=1, progress_bar=False)
+    >>> clf = clf.fit(["my card is late", "I lost my card"], ["card_arrival", "lost_card"])
+    >>> clf.predict(["where is my card"]).shape
+    (1,)
+    >>> [w for w, _ in clf.explain(["where is my card"]).to_list(0)]
+    ['where', 'is', 'my', 'card']
     """
+
+    _parameter_constraints = {
+        "model": [str, os.PathLike],
+        "pooling": [StrOptions({"auto", "cls", "mean"})],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "attribution": [StrOptions(set(ATTRIBUTIONS))],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "normalization": [StrOptions(set(NORMALIZATIONS))],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "warmup_ratio": [Interval(Real, 0, 1, closed="both")],
+        "optimizer": [StrOptions({"adamw"}), callable],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "callbacks": [list, None],
+        "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": RANDOM_STATE,
+        "progress_bar": PROGRESS_BAR,
+    }
 
     def __init__(
         self,
@@ -157,12 +178,16 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         learning_rate=5e-5,
         weight_decay=0.01,
         warmup_ratio=0.06,
+        optimizer="adamw",
+        max_grad_norm=1.0,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=2,
+        callbacks=None,
+        eval_batch_size=64,
         device="auto",
         random_state=None,
-        progress_bar=True,
+        progress_bar="auto",
     ):
         self.model = model
         self.pooling = pooling
@@ -176,55 +201,53 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
+        self.optimizer = optimizer
+        self.max_grad_norm = max_grad_norm
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.eval_batch_size = eval_batch_size
         self.device = device
         self.random_state = random_state
         self.progress_bar = progress_bar
 
-    # -- validation ---------------------------------------------------------
-    def _check_params(self):
-        if self.attribution not in ("ig", "grad_input"):
-            raise ValueError(f"attribution must be 'ig' or 'grad_input', got {self.attribution!r}.")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}.")
-        if not (np.isfinite(self.beta) and self.beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}.")
-        for name in ("epochs", "batch_size", "max_length", "n_steps"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, np.integer)) and v >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-
+    # -- input --------------------------------------------------------------
     @staticmethod
     def _as_container(X, priors=None, *, allow_empty):
-        """(texts, WordAttributions or None) from raw texts or a container."""
+        """The texts of X as a WordAttributions, carrying the priors when there are any."""
         if isinstance(X, WordAttributions):
             if priors is not None:
                 raise ValueError("Pass priors either as X (a WordAttributions) or as priors=, not both.")
             check_texts(X.texts, allow_empty=allow_empty)
-            return X.texts, X
+            return X
         texts = check_texts(X, allow_empty=allow_empty)
         if priors is None:
-            return texts, None
+            return WordAttributions(texts)
         if isinstance(priors, WordAttributions):
             if len(priors) != len(texts) or priors.texts != texts:
                 raise ValueError(
-                    f"The prior container's rows do not match X ({len(priors)} rows for "
-                    f"{len(texts)} texts, or different texts). Compute the priors on the same X."
+                    f"The prior container's rows do not match X ({len(priors)} rows for {len(texts)} texts, "
+                    "or different texts). Compute the priors on the same X."
                 )
-            return texts, priors
+            return priors
         values = np.asarray(priors, dtype=float)
         if values.ndim != 2 or values.shape[0] != len(texts):
             raise ValueError(f"priors must have one row per text: got shape {values.shape} for {len(texts)} texts.")
-        return texts, WordAttributions(texts, values)
+        return WordAttributions(texts, values)
 
-    def _device(self):
-        device = resolve_device(self.device)
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(f"device={self.device!r} but no GPU is visible; using the CPU.")
-            device = "cpu"
-        return torch.device(device)
+    def _validation_split(self, y_idx, seed):
+        n = len(y_idx)
+        n_val = math.ceil(float(self.validation_fraction) * n)
+        if n_val < 2 or n - n_val < 2:
+            raise ValueError(
+                f"early_stopping holds out validation_fraction={self.validation_fraction} of {n} texts "
+                f"({n_val}), which leaves too few texts to validate on or to train on (2 or more each). "
+                "Use more texts, a larger validation_fraction, or early_stopping=False."
+            )
+        counts = np.bincount(y_idx)
+        strat = y_idx if counts.min() >= 2 and n_val >= len(counts) else None
+        return train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=strat)
 
     # -- fitting ------------------------------------------------------------
     def fit(self, X, y, priors=None):
@@ -233,7 +256,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : list of str or WordAttributions
-            Texts, or texts with priors (from a prior transformer).
+            Texts, or texts with priors (from a prior transformer's ``fit_transform``).
         y : array-like of shape (n_texts,)
         priors : WordAttributions or array-like of shape (n_texts, n_words), default=None
             Priors for raw-text ``X``; NaN marks words without a prior.
@@ -242,206 +265,113 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
-        texts, wa = self._as_container(X, priors, allow_empty=False)
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(texts):
-            raise ValueError(f"X and y have different lengths: {len(texts)} texts and {y.shape} labels.")
+        self._validate_params()
+        wa = self._as_container(X, priors, allow_empty=False)
+        y = check_labels(y, len(wa))
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"y has a single class ({classes[0]!r}); a classifier needs at least two.")
-        if wa is None:
-            wa = WordAttributions(texts)
-        prior_values = np.asarray(wa)
-        if np.isinf(prior_values).any():
+        check_min_classes(classes)
+        values = np.asarray(wa)
+        if np.isinf(values).any():
             raise ValueError("Priors contain infinite values; use NaN for words without a prior.")
-        use_prior = self.beta > 0 and wa.has_values
+        if self.beta > 0 and not wa.has_values:
+            raise ValueError(_NO_PRIORS.format(beta=self.beta))
 
-        seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
-        torch.manual_seed(seed)
-        device = self._device()
+        seed = seed_from(self.random_state)
+        self.device_ = resolve_device(self.device)
         self.classes_ = classes
-        self.pooling_ = _resolve_pooling(self.pooling, self.model)
-        self.tokenizer_, self.model_ = self._build(len(classes))
-        self.model_.to(device)
-        self.model_.config.id2label = {i: str(c) for i, c in enumerate(classes)}
-        self.model_.config.label2id = {str(c): i for i, c in enumerate(classes)}
-
-        data = self._encode(wa)
-        train_rows = np.arange(len(texts))
-        val_rows = None
+        self.pooling_ = resolve_pooling(self.pooling, self.model)
+        callbacks = list(self.callbacks or [])
+        train_rows, val_rows = np.arange(len(wa)), None
         if self.early_stopping:
-            strat = y_idx if np.bincount(y_idx).min() >= 2 else None
-            train_rows, val_rows = train_test_split(
-                train_rows, test_size=self.validation_fraction, random_state=seed, stratify=strat
-            )
-        self._train(data, y_idx, prior_values if use_prior else None, train_rows, val_rows, seed, device)
+            train_rows, val_rows = self._validation_split(y_idx, seed)
+            callbacks.append(EarlyStopping(int(self.n_iter_no_change)))
+
+        cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # seed locally; the caller's torch RNG is untouched
+            torch.manual_seed(seed)
+            self.tokenizer_, self.model_ = build_classifier(self.model, self.pooling_, len(classes))
+            limit = max_tokens(self.tokenizer_, self.model_.config)
+            if self.max_length > limit:
+                raise ValueError(
+                    f"max_length={self.max_length} is over this model's limit of {limit} tokens. Use "
+                    f"max_length <= {limit}: longer texts are truncated and their cut-off words left out "
+                    "of the attribution loss."
+                )
+            self.model_.to(self.device_)
+            self.model_.config.id2label = {i: str(c) for i, c in enumerate(classes)}
+            self.model_.config.label2id = {str(c): i for i, c in enumerate(classes)}
+            encoded = EncodedTexts(self.tokenizer_, wa, self.max_length)
+            prior_t = torch.as_tensor(values, dtype=torch.float32) if self.beta > 0 else None
+            self.fit_loop(encoded, y_idx, prior_t, train_rows, val_rows, np.random.default_rng(seed), callbacks)
         return self
 
-    def _build(self, num_labels, config=None):
-        """Tokenizer and model: from ``self.model``, or from a config (unpickling)."""
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    # -- attribution --------------------------------------------------------
+    def word_attributions(self, batch, target, *, method=None, n_steps=None, create_graph=False,
+                          internal_batch_size=None):
+        """Each word's attribution to ``log P(target)``: the one path of the loss and of :meth:`explain`.
 
-        with quiet_transformers():  # "newly initialised head" is expected here
-            tokenizer = None if config is not None else AutoTokenizer.from_pretrained(str(self.model))
-            if self.pooling_ == "mean":
-                encoder = (AutoModel.from_config(config) if config is not None
-                           else AutoModel.from_pretrained(str(self.model)))
-                return tokenizer, MeanPoolingClassifier(encoder, num_labels)
-            if config is not None:
-                return tokenizer, AutoModelForSequenceClassification.from_config(config)
-            return tokenizer, AutoModelForSequenceClassification.from_pretrained(str(self.model), num_labels=num_labels)
+        Parameters
+        ----------
+        batch : Batch
+            From :meth:`encode` then ``EncodedTexts.batch``.
+        target : torch.LongTensor of shape (n,)
+            Class indices (columns of ``classes_``).
+        method : {"ig", "grad_input"}, default=None
+            ``attribution`` when None.
+        n_steps : int, default=None
+            IG steps; ``n_steps`` when None.
+        create_graph : bool, default=False
+            Keep the graph (training on the attribution).
+        internal_batch_size : int, default=None
+            Most interpolated IG rows per pass.
 
-    def _encode(self, wa):
-        ids, word_index, complete = align_words(self.tokenizer_, wa.texts, wa.spans, self.max_length)
-        return {"ids": ids, "word_index": word_index, "complete": complete, "width": max(wa.width, 1)}
-
-    def _collate(self, data, rows, device):
-        ids = [data["ids"][r] for r in rows]
-        T = max(map(len, ids))
-        pad = self.tokenizer_.pad_token_id or 0
-        input_ids = torch.full((len(rows), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
-        widx = torch.full((len(rows), T), -1, dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(data["ids"][r])
-            input_ids[i, :n] = torch.tensor(data["ids"][r])
-            mask[i, :n] = 1
-            widx[i, :n] = torch.tensor(data["word_index"][r])
-        return input_ids.to(device), mask.to(device), widx.to(device)
-
-    def _baseline(self, input_ids, embeds):
-        """IG baseline: the pad embedding at word tokens; special tokens keep theirs."""
-        pad_id = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
-        special = torch.zeros_like(input_ids, dtype=torch.bool)
-        for tid in self.tokenizer_.all_special_ids:
-            special |= input_ids == tid
-        pad = self.model_.get_input_embeddings().weight[pad_id].detach()
-        return torch.where(special[..., None], embeds, pad.expand_as(embeds))
-
-    def _attribution_loss(self, input_ids, mask, widx, embeds, target, prior_batch, complete, create_graph):
-        """MSE between normalised word self-attribution and normalised prior."""
-        method = self.attribution
-        base = self._baseline(input_ids, embeds) if method == "ig" else None
-        tok_attr, logits = token_attributions(
-            self.model_, embeds, mask, target, method=method, n_steps=self.n_steps,
-            baseline=base, create_graph=create_graph,
-        )
-        W = prior_batch.shape[1]
-        words = pool_to_words(tok_attr, widx, W)
-        valid = torch.isfinite(prior_batch) & complete
-        a = normalize(words, valid, self.normalization)
-        p = normalize(torch.nan_to_num(prior_batch, nan=0.0), valid, self.normalization)
-        n_valid = valid.sum()
-        loss = ((a - p) ** 2 * valid).sum() / n_valid.clamp(min=1)
-        return loss, logits
-
-    def _train(self, data, y_idx, prior_values, train_rows, val_rows, seed, device):
-        from transformers import get_linear_schedule_with_warmup
-
-        model = self.model_
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        groups = [
-            {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-             "weight_decay": float(self.weight_decay)},
-            {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        opt = torch.optim.AdamW(groups, lr=float(self.learning_rate))
-        bs = int(self.batch_size)
-        steps_per_epoch = int(np.ceil(len(train_rows) / bs))
-        total = steps_per_epoch * int(self.epochs)
-        sched = get_linear_schedule_with_warmup(opt, int(float(self.warmup_ratio) * total), total)
-        rng = np.random.default_rng(seed)
-        y_t = torch.as_tensor(y_idx, dtype=torch.long)
-        W = data["width"]
-        self.history_ = []
-        best, best_state, stale = -np.inf, None, 0
-        import time
-
-        bar = tqdm(total=total, disable=not self.progress_bar, desc="training", unit="step")
-        for epoch in range(int(self.epochs)):
-            model.train()
-            start = time.perf_counter()
-            sums = {"loss": 0.0, "ce": 0.0, "attr": 0.0}
-            order = rng.permutation(train_rows)
-            for b in range(steps_per_epoch):
-                rows = order[b * bs : (b + 1) * bs]
-                input_ids, mask, widx = self._collate(data, rows, device)
-                target = y_t[rows].to(device)
-                embeds = model.get_input_embeddings()(input_ids)
-                attr = torch.zeros((), device=device)
-                logits = None
-                if prior_values is not None:
-                    pb = torch.as_tensor(prior_values[rows][:, :W], dtype=embeds.dtype, device=device)
-                    if pb.shape[1] < W:
-                        pb = torch.nn.functional.pad(pb, (0, W - pb.shape[1]), value=float("nan"))
-                    complete = torch.zeros((len(rows), W), dtype=torch.bool, device=device)
-                    for i, r in enumerate(rows):
-                        c = data["complete"][r]
-                        complete[i, : len(c)] = torch.as_tensor(c)
-                    if torch.isfinite(pb).any():
-                        attr, logits = self._attribution_loss(
-                            input_ids, mask, widx, embeds, target, pb, complete, create_graph=True
-                        )
-                if logits is None:
-                    logits = model(inputs_embeds=embeds, attention_mask=mask).logits
-                ce = torch.nn.functional.cross_entropy(logits, target)
-                loss = ce + float(self.beta) * attr
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                sums["loss"] += loss.item()
-                sums["ce"] += ce.item()
-                sums["attr"] += attr.item()
-                bar.update(1)
-                bar.set_postfix(loss=f"{sums['loss'] / (b + 1):.3f}")
-            record = {k: v / steps_per_epoch for k, v in sums.items()}
-            record["epoch"] = epoch + 1
-            record["seconds"] = time.perf_counter() - start
-            if val_rows is not None:
-                pred = self._predict_idx(data, val_rows, device)
-                record["val_accuracy"] = float(np.mean(pred == y_idx[val_rows]))
-                if record["val_accuracy"] > best:
-                    best, stale = record["val_accuracy"], 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    stale += 1
-            self.history_.append(record)
-            if val_rows is not None and stale >= int(self.n_iter_no_change):
-                break
-        bar.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        self.n_epochs_ = len(self.history_)
+        Returns
+        -------
+        words : torch.Tensor of shape (n, width)
+            Token attributions summed per word.
+        logits : torch.Tensor of shape (n, n_classes)
+            The logits at the input, reusable for the cross-entropy.
+        """
+        method = method or self.attribution
+        embeds = self.model_.get_input_embeddings()(batch.input_ids)
+        if not create_graph:
+            embeds = embeds.detach()
+        if method == "grad_input":
+            tokens, logits = gradient_x_input(self.model_, embeds, batch.attention_mask, target,
+                                              create_graph=create_graph)
+        elif method == "ig":
+            pad_id = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
+            pad = self.model_.get_input_embeddings().weight[pad_id].detach()
+            tokens, logits = integrated_gradients(
+                self.model_, embeds, batch.attention_mask, target, pad_baseline(embeds, batch.special, pad),
+                n_steps=n_steps or self.n_steps, create_graph=create_graph, internal_batch_size=internal_batch_size,
+            )
+        else:
+            raise ValueError(f"method must be one of {ATTRIBUTIONS}, got {method!r}.")
+        return pool_to_words(tokens, batch.word_index, batch.complete.shape[1]), logits
 
     # -- inference ----------------------------------------------------------
-    def _logits(self, data, rows, device, eval_batch_size=64):
-        model = self.model_
-        model.eval()
-        out = np.empty((len(rows), len(self.classes_)), dtype=np.float32)
-        # Length-sorted batches: little padding, hence little wasted compute.
-        order = np.argsort([len(data["ids"][r]) for r in rows], kind="stable")
-        with torch.inference_mode():
-            for s in range(0, len(order), eval_batch_size):
-                pick = order[s : s + eval_batch_size]
-                input_ids, mask, _ = self._collate(data, [rows[i] for i in pick], device)
-                out[pick] = model(input_ids=input_ids, attention_mask=mask).logits.float().cpu().numpy()
-        return out
+    def encode(self, X):
+        """Tokenise texts (or a WordAttributions) once for this model: an :class:`~sklearn_cap.encoding.EncodedTexts`."""
+        check_is_fitted(self, "model_")
+        return EncodedTexts(self.tokenizer_, self._as_container(X, allow_empty=True), self.max_length)
 
-    def _predict_idx(self, data, rows, device):
-        return self._logits(data, np.asarray(rows), device).argmax(1)
+    def forward(self, encoded, rows=None):
+        """Logits of the encoded texts (all, or ``rows``), shape (n, n_classes), in length-sorted batches."""
+        rows = np.arange(len(encoded)) if rows is None else np.asarray(rows)
+        self.model_.eval()
+        out = np.empty((len(encoded), len(self.classes_)), dtype=np.float32)
+        with torch.inference_mode():
+            for chunk in encoded.batches(rows, int(self.eval_batch_size)):
+                b = encoded.batch(chunk, self.device_)
+                out[chunk] = self.model_(input_ids=b.input_ids, attention_mask=b.attention_mask).logits.float().cpu()
+        return out[rows]
 
     def _prepare(self, X):
         check_is_fitted(self, "model_")
-        texts, wa = self._as_container(X, allow_empty=True)
-        if wa is None:
-            wa = WordAttributions(texts)
-        self.model_.to(self._device())
-        return wa, self._encode(wa)
+        self.model_.to(self.device_)
+        return self.encode(X)
 
     def class_index(self, labels):
         """Column of each label in ``classes_`` (what ``predict_proba`` and ``explain`` index by).
@@ -449,41 +379,48 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         Raises a ``ValueError`` naming labels not seen in ``fit``.
         """
         check_is_fitted(self, "classes_")
+        labels = np.asarray(labels)
+        check_known_labels(labels, self.classes_)
         lookup = {c: i for i, c in enumerate(self.classes_.tolist())}
-        labels = np.asarray(labels).tolist()
-        unknown = sorted({t for t in labels if t not in lookup}, key=str)
-        if unknown:
-            raise ValueError(f"Labels {unknown[:5]} were not seen in fit; classes_ are {self.classes_[:5]}...")
-        return np.array([lookup[t] for t in labels], dtype=int)
+        return np.array([lookup[t] for t in labels.tolist()], dtype=int)
 
     def decision_function(self, X):
-        """Logits, shape (n_texts, n_classes). Empty texts get the model's answer for no words."""
-        wa, data = self._prepare(X)
-        return self._logits(data, np.arange(len(wa)), self._device())
+        """Logits, shape (n_texts, n_classes); for two classes, shape (n_texts,): the second class's margin.
+
+        The binary shape is scikit-learn's convention, which ``roc_auc`` scoring relies on.
+        """
+        logits = self.forward(self._prepare(X))
+        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
-        logits = torch.from_numpy(self.decision_function(X))
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(torch.from_numpy(self.forward(self._prepare(X))), dim=1).numpy()
 
     def predict(self, X):
-        """Predicted labels (of the same type as those seen in ``fit``)."""
-        scores = self.decision_function(X)
-        return self.classes_[scores.argmax(1)]
+        """Predicted labels (of the same type as those seen in ``fit``). Empty texts get the model's answer for no words."""
+        logits = self.forward(self._prepare(X))
+        return self.classes_[logits.argmax(1)]
 
-    def explain(self, X, target=None, *, method=None, n_steps=32, batch_size=16):
+    def explain(self, X, target=None, *, method=None, n_steps=32, batch_size=16, internal_batch_size=None,
+                progress_bar=None):
         """Per-word attributions of the fitted model.
 
         Parameters
         ----------
         X : list of str or WordAttributions
-        target : array-like of labels, default=None
-            Class to explain per text; the predicted class by default.
+        target : label or array-like of labels, default=None
+            Class to explain: one label for every text, or one per text;
+            the predicted class by default.
         method : {"ig", "grad_input"}, default=None
             Defaults to the ``attribution`` the model was trained with.
         n_steps : int, default=32
             IG steps (more than in training: this is for reading, not speed).
         batch_size : int, default=16
+            Texts per pass (length-sorted).
+        internal_batch_size : int, default=None
+            Most interpolated IG rows per pass (bounds memory).
+        progress_bar : bool, "auto" or None, default=None
+            None: the estimator's ``progress_bar``.
 
         Returns
         -------
@@ -492,32 +429,31 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             tokens; ``.targets`` holds the explained labels. Render with
             ``.to_html()``, list with ``.to_list(i)``.
         """
-        wa, data = self._prepare(X)
-        device = self._device()
+        check_scalar(n_steps, "n_steps", Integral, min_val=1)
+        check_scalar(batch_size, "batch_size", Integral, min_val=1)
+        if method is not None and method not in ATTRIBUTIONS:
+            raise ValueError(f"method must be one of {ATTRIBUTIONS} or None, got {method!r}.")
+        encoded = self._prepare(X)
+        wa = encoded.attributions
         if target is None:
-            tgt = self._predict_idx(data, np.arange(len(wa)), device)
+            tgt = self.forward(encoded).argmax(1)
         else:
+            if np.ndim(target) == 0:
+                target = np.full(len(wa), target, dtype=object)
             target = np.asarray(target)
             if len(target) != len(wa):
-                raise ValueError(f"target has {len(target)} labels for {len(wa)} texts.")
+                raise ValueError(f"target has {len(target)} labels for {len(wa)} texts; give one, or one per text.")
             tgt = self.class_index(target)
-        method = method or self.attribution
-        W = max(wa.width, 1)
-        values = np.full((len(wa), W), np.nan)
-        model = self.model_
-        model.eval()
-        for s in range(0, len(wa), batch_size):
-            rows = np.arange(s, min(s + batch_size, len(wa)))
-            input_ids, mask, widx = self._collate(data, rows, device)
+        tgt_t = torch.as_tensor(tgt, device=self.device_)
+        values = np.full((len(wa), encoded.width), np.nan)
+        self.model_.eval()
+        bar = self.progress_bar if progress_bar is None else progress_bar
+        for rows in progress(encoded.batches(np.arange(len(wa)), int(batch_size)), enabled=bar, desc="explain"):
+            batch = encoded.batch(rows, self.device_)
             with torch.enable_grad():
-                embeds = model.get_input_embeddings()(input_ids).detach()
-                base = self._baseline(input_ids, embeds) if method == "ig" else None
-                tok, _ = token_attributions(model, embeds, mask, torch.as_tensor(tgt[rows], device=device),
-                                            method=method, n_steps=n_steps, baseline=base)
-            words = pool_to_words(tok.detach(), widx, W).cpu().numpy()
-            for i, r in enumerate(rows):
-                d = len(wa.words[r])
-                values[r, :d] = np.where(data["complete"][r], words[i, :d], np.nan)
+                words, _ = self.word_attributions(batch, tgt_t[rows], method=method, n_steps=n_steps,
+                                                  internal_batch_size=internal_batch_size)
+            values[rows] = np.where(encoded.complete[rows], words.detach().float().cpu().numpy(), np.nan)
         out = wa.with_values(values)
         out.targets = self.classes_[tgt]
         return out
@@ -538,10 +474,12 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             from transformers import AutoConfig
 
             config_dict, weights = packed
-            config = AutoConfig.for_model(**config_dict)
-            _, model = self._build(len(self.classes_), config=config)
+            _, model = build_classifier(None, self.pooling_, len(self.classes_),
+                                        config=AutoConfig.for_model(**config_dict))
             model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
             self.model_ = model.eval()
+            # Resolved again: a model pickled on a GPU machine loads on a CPU-only one.
+            self.device_ = resolve_device(self.device)
 
     def __sklearn_tags__(self):
         tags = text_input_tags(super().__sklearn_tags__())

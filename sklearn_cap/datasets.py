@@ -152,7 +152,16 @@ def _load(name, split, splits, data_home, download_if_missing, return_X_y):
                 f"{name} split {split!r} not found: looked for {path} (data folder "
                 f"from the data_home argument, ${ENV_VAR} or ~/sklearn_cap_data). {hint}"
             )
-        fetcher(split, path, sha256=_SHA256[f"{name}/{split}.csv"])
+        try:
+            fetcher(split, path, sha256=_SHA256[f"{name}/{split}.csv"])
+        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+            if "Checksum mismatch" in str(exc):
+                raise
+            raise OSError(
+                f"{name} split {split!r} is not in {folder} and could not be downloaded ({exc}). Put the "
+                f"text,label CSV files in {folder}, or point data_home / ${ENV_VAR} at a folder holding "
+                f"{name}/{split}.csv."
+            ) from exc
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"text", "label"} <= set(reader.fieldnames):

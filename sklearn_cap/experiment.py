@@ -34,15 +34,11 @@ def confusable_classes(labels, n, *, seed_label=None, encoder=None):
     closest on average.
     """
     labels = sorted(set(labels))
+    if n < 2:
+        raise ValueError(f"A confusable subset needs at least 2 labels, got n={n}.")
     if n >= len(labels):
         return labels
-    task = Task.from_labels(labels)
-    scorer = EmbeddingScorer(encoder)
-    from .scorers.embedding import embed_texts, load_encoder
-    from .scorers.causal_lm import resolve_device
-
-    tok, enc = load_encoder(scorer._model_path(), resolve_device("auto"))
-    emb = embed_texts(list(task.label_names), tok, enc).numpy()
+    emb = EmbeddingScorer(encoder).embed(Task.from_labels(labels).label_names).numpy()
     sim = emb @ emb.T
     if seed_label is None:
         nearest = -np.sort(-sim, axis=1)[:, 1:n]

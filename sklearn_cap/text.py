@@ -3,19 +3,24 @@
 Every prior (CAP, IG, LIME), the classifier's self-attribution and ``explain``
 use :func:`segment`, so column ``j`` of any prior matrix is the same word of
 the same text. A *word* is a maximal run of word characters, optionally joined
-by internal apostrophes or hyphens (``"isn't"``, ``"top-up"``). Punctuation
-stays in the text but is never a word, so it carries no attribution.
+by internal apostrophes or hyphens (``"isn't"``, ``"top-up"``); combining marks
+belong to the word they follow, in any script and in decomposed (NFD) text.
+Punctuation stays in the text but is never a word, so it carries no
+attribution.
 """
 
 import html
 import numbers
-import re
 
 import numpy as np
+import regex
 
-__all__ = ["WORD_PATTERN", "segment", "masked_text", "check_texts", "text_input_tags", "WordAttributions"]
+__all__ = ["WORD_PATTERN", "segment", "masked_text", "WordAttributions"]
 
-WORD_PATTERN = re.compile(r"\w+(?:['\u2019\-]\w+)*")
+# Word characters *and* combining marks (\p{M}): without the marks, Devanagari
+# words split at every vowel sign and a decomposed (NFD) "café" splits before
+# its accent. Texts are not normalised: spans index the text as given.
+WORD_PATTERN = regex.compile(r"[\w\p{M}]+(?:['\u2019\-][\w\p{M}]+)*")
 
 
 def segment(text):
@@ -60,61 +65,6 @@ def masked_text(text, spans, keep):
             pos = end
     pieces.append(text[pos:])
     return " ".join("".join(pieces).split())
-
-
-def text_input_tags(tags, *, y_required=False):
-    """Declare in scikit-learn tags that an estimator takes texts, not a 2-D numeric array.
-
-    scikit-learn then skips its numeric-array checks with that reason;
-    ``tests/test_estimator_checks.py`` runs the checks that apply to texts.
-    Prior transformers also need ``y`` (they explain each text's gold label).
-    """
-    tags.input_tags.string = True
-    tags.input_tags.two_d_array = False
-    if y_required:
-        tags.target_tags.required = True
-    return tags
-
-
-def check_texts(X, *, allow_empty=True, name="X"):
-    """Validate a collection of texts and return it as a list of str.
-
-    Raises early, with a message that says what to do, for a bare string
-    (a common slip for a list of one text), ``None`` or non-string entries,
-    and, unless ``allow_empty``, texts with no word at all.
-    """
-    if isinstance(X, WordAttributions):
-        X = X.texts
-    if isinstance(X, (str, bytes)):
-        raise TypeError(
-            f"{name} must be a list of texts, got a single string. "
-            f"Wrap it in a list: [{X[:30]!r}...]."
-        )
-    if hasattr(X, "ndim") and getattr(X, "ndim") == 2:
-        if X.shape[1] != 1:
-            raise ValueError(
-                f"{name} must be one text per row; got an array of shape {X.shape}."
-            )
-        X = np.asarray(X).ravel()
-    try:
-        texts = list(X)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an iterable of texts (list, array or Series of str); "
-            f"got {type(X).__name__}."
-        ) from None
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(
-                f"{name}[{i}] is {t!r} ({type(t).__name__}); every entry must be a "
-                "str. Drop or fill missing texts before fitting."
-            )
-        if not allow_empty and not WORD_PATTERN.search(t):
-            raise ValueError(
-                f"{name}[{i}] = {t!r} has no word (empty, whitespace or punctuation "
-                "only). Remove such texts; they have nothing to attribute."
-            )
-    return texts
 
 
 class WordAttributions:

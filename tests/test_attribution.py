@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_cap.attribution import align_words, normalize, normalize_np, pool_to_words, token_attributions
+from sklearn_cap.attribution import gradient_x_input, integrated_gradients, normalize, normalize_np, pool_to_words
+from sklearn_cap.encoding import align_words
 from sklearn_cap.text import segment
 
 
@@ -70,7 +71,7 @@ def _inputs(model):
 
 def test_grad_input_matches_autograd(tiny_clf_model):
     emb, mask, target = _inputs(tiny_clf_model)
-    attr, logits = token_attributions(tiny_clf_model, emb, mask, target, method="grad_input")
+    attr, logits = gradient_x_input(tiny_clf_model, emb, mask, target)
     e = emb.clone().requires_grad_(True)
     lp = torch.log_softmax(tiny_clf_model(inputs_embeds=e, attention_mask=mask).logits, -1)
     g = torch.autograd.grad(lp[0, 0], e)[0]
@@ -81,32 +82,49 @@ def test_grad_input_matches_autograd(tiny_clf_model):
 def test_integrated_gradients_completeness(tiny_clf_model):
     # IG's axiom: attributions sum to f(input) - f(baseline) as steps grow.
     emb, mask, target = _inputs(tiny_clf_model)
-    attr, _ = token_attributions(tiny_clf_model, emb, mask, target, method="ig", n_steps=300)
+    attr, _ = integrated_gradients(tiny_clf_model, emb, mask, target, torch.zeros_like(emb), n_steps=300)
     with torch.no_grad():
         f = lambda x: torch.log_softmax(tiny_clf_model(inputs_embeds=x, attention_mask=mask).logits, -1)
         gap = (f(emb) - f(torch.zeros_like(emb))).gather(1, target[:, None]).squeeze(1)
     assert torch.allclose(attr.sum(1), gap, atol=2e-2 * gap.abs().max() + 1e-4)
 
 
-def test_ig_against_captum(tiny_clf_model):
+def test_ig_equals_captum_riemann_right(tiny_clf_model):
+    # The library's one IG is captum's right Riemann sum, step for step.
     from captum.attr import IntegratedGradients
 
     emb, mask, target = _inputs(tiny_clf_model)
-    ours, _ = token_attributions(tiny_clf_model, emb, mask, target, method="ig", n_steps=64)
-    fwd = lambda x: torch.log_softmax(tiny_clf_model(inputs_embeds=x, attention_mask=mask).logits, -1)
-    ref = IntegratedGradients(fwd).attribute(emb, target=target, n_steps=256, method="gausslegendre").sum(-1)
-    assert torch.allclose(ours, ref.float(), atol=0.05 * ref.abs().max())
+    base = torch.randn_like(emb) * 0.1
+    ours, logits = integrated_gradients(tiny_clf_model, emb, mask, target, base, n_steps=7)
+    fwd = lambda x: torch.log_softmax(tiny_clf_model(inputs_embeds=x, attention_mask=mask.repeat(len(x) // 3, 1)).logits, -1)
+    ref = IntegratedGradients(fwd).attribute(emb, baselines=base, target=target, n_steps=7,
+                                             method="riemann_right").sum(-1)
+    assert torch.allclose(ours, ref.float(), atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(logits, tiny_clf_model(inputs_embeds=emb, attention_mask=mask).logits, atol=1e-5)
+
+
+def test_ig_chunks_give_the_same_sum(tiny_clf_model):
+    emb, mask, target = _inputs(tiny_clf_model)
+    base = torch.zeros_like(emb)
+    whole, _ = integrated_gradients(tiny_clf_model, emb, mask, target, base, n_steps=10)
+    chunked, _ = integrated_gradients(tiny_clf_model, emb, mask, target, base, n_steps=10, internal_batch_size=7)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+    with pytest.raises(ValueError, match="n_steps must be >= 1"):
+        integrated_gradients(tiny_clf_model, emb, mask, target, base, n_steps=0)
 
 
 def test_attribution_keeps_graph_for_training(tiny_clf_model):
-    emb, mask, target = _inputs(tiny_clf_model)
+    _, _, target = _inputs(tiny_clf_model)
     for method in ("grad_input", "ig"):
         e = tiny_clf_model.get_input_embeddings()(torch.randint(5, 40, (2, 4)))
-        attr, _ = token_attributions(tiny_clf_model, e, torch.ones(2, 4, dtype=torch.long), target[:2],
-                                     method=method, n_steps=3, create_graph=True)
+        m = torch.ones(2, 4, dtype=torch.long)
+        if method == "ig":
+            attr, _ = integrated_gradients(tiny_clf_model, e, m, target[:2], torch.zeros_like(e), n_steps=3,
+                                           create_graph=True)
+        else:
+            attr, _ = gradient_x_input(tiny_clf_model, e, m, target[:2], create_graph=True)
         attr.pow(2).sum().backward()
         w = tiny_clf_model.get_input_embeddings().weight
         assert w.grad is not None and torch.isfinite(w.grad).all()
         tiny_clf_model.zero_grad()
-    with pytest.raises(ValueError, match="Unknown attribution"):
-        token_attributions(tiny_clf_model, emb, mask, target, method="lime")

@@ -115,7 +115,9 @@ def test_grid_search_and_cross_val_on_raw_texts(tiny_encoder, data):
     X, y = X[:80], y[:80]
     scores = cross_val_score(_clf(tiny_encoder, beta=0, epochs=1), X, y, cv=2)
     assert scores.shape == (2,)
-    gs = GridSearchCV(_clf(tiny_encoder, epochs=1), {"beta": [0.0, 1.0]}, cv=2).fit(X, y)
+    # a grid over beta needs priors: X as a WordAttributions carries them through the CV splits
+    wa = WordAttributions(X, data[2][:80])
+    gs = GridSearchCV(_clf(tiny_encoder, epochs=1), {"beta": [0.0, 1.0]}, cv=2, error_score="raise").fit(wa, y)
     assert gs.best_params_["beta"] in (0.0, 1.0) and len(gs.predict(X[:3])) == 3
 
 
@@ -139,7 +141,7 @@ def test_explain_output(tiny_encoder, data):
     [
         (["fine text", ""], ["a", "b"], ValueError, "has no word"),
         (["fine text", None], ["a", "b"], TypeError, "must be a str"),
-        (["fine text", "other text"], ["a", "a"], ValueError, "single class"),
+        (["fine text", "other text"], ["a", "a"], ValueError, "Only one class"),
         (["fine text", "other text"], ["a"], ValueError, "different lengths"),
     ],
 )
@@ -163,8 +165,14 @@ def test_prior_rows_must_match(tiny_encoder, data):
 
 def test_nan_priors_mean_no_prior(tiny_encoder, data):
     X, y, P = data
-    clf = _clf(tiny_encoder, beta=5, epochs=1).fit(X[:20], y[:20], priors=np.full((20, 7), np.nan))
-    assert clf.history_[0]["attr"] == 0
+    # NaN everywhere is no prior at all: beta > 0 would train nothing, so fit says so
+    with pytest.raises(ValueError, match="carries no prior values"):
+        _clf(tiny_encoder, beta=5, epochs=1).fit(X[:20], y[:20], priors=np.full((20, 7), np.nan))
+    # NaN in some rows: those rows add nothing to the attribution loss
+    partial = np.full((20, 7), np.nan)
+    partial[:2] = P[:2]
+    one = _clf(tiny_encoder, beta=5, epochs=1, batch_size=20).fit(X[:20], y[:20], priors=partial)
+    assert one.history_[0]["attr"] > 0
 
 
 def test_predict_before_fit(tiny_encoder):
@@ -193,7 +201,7 @@ def test_pooling_auto_detects_sentence_transformers(tiny_encoder, tmp_path):
     import json
     import shutil
 
-    from sklearn_cap.classifier import _resolve_pooling
+    from sklearn_cap.modeling import resolve_pooling as _resolve_pooling
 
     assert _resolve_pooling("auto", tiny_encoder) == "cls"
     st = tmp_path / "st"

@@ -40,7 +40,7 @@ def _clf(folder):
 @pytest.fixture(scope="module")
 def estimators(tiny_llm, tiny_encoder, tmp_path_factory):
     cache = tmp_path_factory.mktemp("checks_cache")
-    cap = CAPPriorTransformer(CausalLMScorer(tiny_llm), n_samples=6, cache_dir=cache, progress_bar=False)
+    cap = CAPPriorTransformer(CausalLMScorer(tiny_llm), n_samples=8, cache_dir=cache, progress_bar=False)
     return {
         "cap": cap,
         "ig": IGPriorTransformer(_clf(tiny_encoder), n_steps=4, progress_bar=False),

@@ -4,7 +4,6 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer
-from sklearn_cap.priors.ig import captum_ig
 from sklearn_cap.priors.lime import batched_proba, lime_weights
 
 from test_classifier import planted_data
@@ -42,15 +41,19 @@ def test_ig_prior_shape_and_padding(tiny_encoder, data):
     assert not out.has_values
 
 
+def _ig(model, texts, labels, n_steps, batch_size=1):
+    prior = IGPriorTransformer(model, prefit=True, n_steps=n_steps, batch_size=batch_size, progress_bar=False)
+    return prior.explain_with(model, list(texts), np.asarray(labels))
+
+
 def test_ig_prior_completeness_and_batching(fitted_ref, data):
     X, y = data
     texts = X[:5]
-    target = np.array([list(fitted_ref.classes_).index(v) for v in y[:5]])
-    batched = captum_ig(fitted_ref, texts, target, n_steps=200, batch_size=5, internal_batch_size=128)
-    single = np.vstack([captum_ig(fitted_ref, [t], target[i:i + 1], n_steps=200, batch_size=1)
-                        for i, t in enumerate(texts)])
-    assert np.allclose(batched, single, atol=1e-4)
+    batched = _ig(fitted_ref, texts, y[:5], 200, batch_size=5)
+    single = np.vstack([_ig(fitted_ref, [t], y[i:i + 1], 200)[:, : batched.shape[1]] for i, t in enumerate(texts)])
+    assert np.allclose(batched, single, atol=1e-4, equal_nan=True)
     # IG completeness: the words' attributions add up to log P(x) - log P(baseline)
+    target = fitted_ref.class_index(y[:5])
     tok = fitted_ref.tokenizer_
     for i, text in enumerate(texts):
         enc = tok([text], return_tensors="pt")
@@ -60,6 +63,40 @@ def test_ig_prior_completeness_and_batching(fitted_ref, data):
             f = lambda t: torch.log_softmax(fitted_ref.model_(input_ids=t).logits, -1)[0, target[i]]
             gap = float(f(ids) - f(base))
         assert np.nansum(batched[i]) == pytest.approx(gap, abs=0.02 * abs(gap) + 1e-3)
+
+
+def test_one_ig_for_loss_explain_and_prior(fitted_ref, data):
+    """The same model gives the same IG from explain, the IG prior, the training path and captum."""
+    from captum.attr import LayerIntegratedGradients
+
+    X, y = data
+    texts, labels = X[:6], y[:6]
+    k = 5
+    explained = np.asarray(fitted_ref.explain(texts, target=labels, method="ig", n_steps=k))
+    prior = np.asarray(IGPriorTransformer(fitted_ref, prefit=True, n_steps=k, progress_bar=False)
+                       .fit_transform(texts, labels))
+    enc = fitted_ref.encode(texts)
+    batch = enc.batch(np.arange(len(texts)), fitted_ref.device_)
+    target = torch.as_tensor(fitted_ref.class_index(labels))
+    fitted_ref.model_.eval()
+    words, _ = fitted_ref.word_attributions(batch, target, method="ig", n_steps=k, create_graph=True)
+    loss_path = np.where(enc.complete, words.detach().numpy(), np.nan)
+    assert np.allclose(explained, prior, equal_nan=True, atol=1e-6)
+    assert np.allclose(explained, loss_path, equal_nan=True, atol=1e-5)
+    # captum's layer IG on the word-embedding layer, right Riemann sum, same baseline
+    model, tok = fitted_ref.model_, fitted_ref.tokenizer_
+
+    def fwd(ids, mask):
+        return torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits, -1)
+
+    base = torch.where(batch.special, batch.input_ids, torch.full_like(batch.input_ids, tok.pad_token_id))
+    attr = LayerIntegratedGradients(fwd, model.get_input_embeddings()).attribute(
+        batch.input_ids, baselines=base, target=target, additional_forward_args=(batch.attention_mask,),
+        n_steps=k, method="riemann_right")
+    from sklearn_cap.attribution import pool_to_words
+
+    ref = pool_to_words(attr.sum(-1).float(), batch.word_index, enc.width).detach().numpy()
+    assert np.allclose(explained, np.where(enc.complete, ref, np.nan), equal_nan=True, atol=1e-5)
 
 
 def test_prefit_uses_the_given_model(fitted_ref, data, tiny_encoder):
@@ -78,8 +115,7 @@ def test_cross_fitting_uses_models_that_did_not_see_the_text(tiny_encoder, data)
     from sklearn.model_selection import StratifiedKFold
 
     for (train, test), model in zip(StratifiedKFold(2).split(np.zeros(20), y[:20]), ig.estimators_):
-        target = np.array([list(model.classes_).index(v) for v in y[:20][test]])
-        own = captum_ig(model, [X[i] for i in test], target, n_steps=4)
+        own = _ig(model, [X[i] for i in test], y[:20][test], 4)
         assert np.allclose(P[test, : own.shape[1]], own, equal_nan=True, atol=1e-5)
 
 
@@ -102,7 +138,7 @@ def test_lime_prior_transformer(tiny_encoder, data):
     assert M.shape == P.shape and np.isfinite(M[P.word_mask]).all()
     again = np.asarray(lime.compute_priors(X[:6], y[:6]))
     assert np.allclose(M, again, equal_nan=True)  # same seed per text
-    with pytest.raises(ValueError, match="not seen by the reference"):
+    with pytest.raises(ValueError, match="not seen in the reference"):
         lime.compute_priors(X[:1], ["other"])
 
 

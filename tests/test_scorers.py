@@ -91,9 +91,9 @@ def test_prompt_over_model_limit_is_an_error(tiny_llm):
         CausalLMScorer(tiny_llm).score([long_text], ["card arrival"], task)
 
 
-def test_build_scorer():
+def test_build_scorer(tiny_llm):
     assert isinstance(build_scorer("embedding"), EmbeddingScorer)
-    assert isinstance(build_scorer("some/model"), CausalLMScorer)
+    assert isinstance(build_scorer(tiny_llm), CausalLMScorer)
     with pytest.raises(TypeError, match="scorer must be"):
         build_scorer(3)
 

@@ -3,7 +3,8 @@ import pickle
 import numpy as np
 import pytest
 
-from sklearn_cap.text import WordAttributions, check_texts, segment
+from sklearn_cap.text import WordAttributions, segment
+from sklearn_cap.validation import check_texts
 
 
 def test_segment_words_and_spans():

@@ -11,7 +11,7 @@ from sklearn_cap import (CAPPriorTransformer, ExplanationGuidedClassifier, IGPri
                          LIMEPriorTransformer, PriorUnion, WordAttributions)
 from sklearn_cap.cache import ScoreCache
 from sklearn_cap.scorers import CausalLMScorer
-from sklearn_cap.text import check_texts
+from sklearn_cap.validation import check_texts
 
 from test_classifier import planted_data
 
@@ -83,7 +83,7 @@ def test_union_params_and_errors():
     assert u.transformer_list[0][1].lam == 2.0
     with pytest.raises(ValueError, match="at least one"):
         PriorUnion([]).fit(X3, [0, 1])
-    with pytest.raises(ValueError, match="aggregate must be one of"):
+    with pytest.raises(ValueError, match="'aggregate' parameter"):
         PriorUnion([("len", WordLengthPrior())], aggregate="median").fit(X3, [0, 1])
     with pytest.raises(ValueError, match="different widths"):
         PriorUnion([("len", WordLengthPrior()), ("bad", WordLengthPrior(extra_columns=2))]).fit(X3, [0, 1])
@@ -117,7 +117,7 @@ def test_ig_and_lime_share_one_reference_model(tiny_encoder):
 
 
 def _hybrid_pipeline(tiny_llm, tiny_encoder, cache_dir, memory):
-    cap = CAPPriorTransformer(CausalLMScorer(tiny_llm), n_samples=6, cache_dir=cache_dir, progress_bar=False)
+    cap = CAPPriorTransformer(CausalLMScorer(tiny_llm), n_samples=8, cache_dir=cache_dir, progress_bar=False)
     union = PriorUnion([("cap", cap),
                         ("ig", IGPriorTransformer(_ref(tiny_encoder), n_steps=4, progress_bar=False)),
                         ("lime", LIMEPriorTransformer(_ref(tiny_encoder), num_samples=50, progress_bar=False))],

@@ -1,13 +1,16 @@
 """Prior transformers; each returns a :class:`~sklearn_cap.text.WordAttributions`.
 
+- :class:`BasePrior`: the contract every prior follows (subclass it for your own);
 - :class:`CAPPriorTransformer`: class-aware priors from an LLM (or encoder) that sees the label space;
 - :class:`IGPriorTransformer`, :class:`LIMEPriorTransformer`: explanations of a reference classifier;
 - :class:`PriorUnion`: per-text normalisation and fusion (CAP Hybrid).
 """
 
+from .base import BasePrior, References
 from .cap import CAPPriorTransformer
 from .ig import IGPriorTransformer
 from .lime import LIMEPriorTransformer
 from .union import PriorUnion
 
-__all__ = ["CAPPriorTransformer", "IGPriorTransformer", "LIMEPriorTransformer", "PriorUnion"]
+__all__ = ["BasePrior", "CAPPriorTransformer", "IGPriorTransformer", "LIMEPriorTransformer", "PriorUnion",
+           "References"]

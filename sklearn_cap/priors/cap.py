@@ -18,18 +18,21 @@ leave-one-out drop, ``alpha_j = z(full text) - z(text without w_j)``, a
 documented fallback that needs ``d + 1`` scores (:func:`short_text_design`).
 """
 
+import os
 import zlib
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, Options
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
-from ..cache import ScoreCache, get_cache_dir, score_key
-from ..scorers import DEFAULT_INSTRUCTION, Task, build_scorer
-from ..text import WordAttributions, check_texts, masked_text, text_input_tags
+from ..cache import MemoryCache, ScoreCache, get_cache_dir, score_key
+from ..progress import PROGRESS_BAR, progress
+from ..scorers import DEFAULT_INSTRUCTION, BaseScorer, Task, build_scorer
+from ..text import WordAttributions, masked_text
+from ..validation import RANDOM_STATE, check_known_labels, check_label_space, seed_from
+from .base import BasePrior
 
 __all__ = [
     "CAPPriorTransformer",
@@ -39,6 +42,11 @@ __all__ = [
 ]
 
 MIN_WORDS = 3
+# Fewer masks than this cannot identify a text's words: the centred design of
+# n masks has rank <= n - 1, so n = 1 gives all-zero priors and n = 2 a
+# rank-one prior, and below ~8 the ridge penalty, not the data, decides
+# most coefficients of a typical 8-12-word intent query.
+MIN_SAMPLES = 8
 
 
 def sample_masks(n_words, n_samples, rng):
@@ -105,7 +113,7 @@ def _text_seed(seed, text):
     return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
 
 
-class CAPPriorTransformer(TransformerMixin, BaseEstimator):
+class CAPPriorTransformer(BasePrior):
     """Class-aware attribution priors from an LLM (or sentence encoder) that sees the whole label space.
 
     ``fit(X, y)`` learns the label space. ``fit_transform(X, y)`` (what a
@@ -126,14 +134,17 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         or ``.gguf`` path such as :data:`sklearn_cap.embedded.LLM`). Or pass
         a scorer object, e.g. :class:`~sklearn_cap.scorers.OpenAIScorer`.
     n_samples : int, default=100
-        Masks per text (the paper uses 100).
+        Masks per text (the paper uses 100); at least 8, since fewer masks
+        cannot tell a text's words apart (1 mask gives all-zero priors, 2 a
+        rank-one prior).
     lam : float, default=0.1
         Ridge penalty (> 0).
     instruction : str, default=DEFAULT_INSTRUCTION
         Template with a ``{labels}`` placeholder for the label space.
     labels : array-like, default=None
-        The label space. None: the classes seen in ``y``. Pass it when the
-        training data covers only part of the label space.
+        The label space (at least two labels: with one, every log-probability
+        is 0 and every prior would be 0). None: the classes seen in ``y``.
+        Pass it when the training data covers only part of the label space.
     label_descriptions : dict, default=None
         Raw label -> words shown to the model (default: the label with
         underscores and camel case turned into words).
@@ -147,7 +158,7 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=0
         Seeds the masks. The default is fixed on purpose: the masks are part
         of the cache key, so a fixed seed is what makes re-fits free.
-    progress_bar : bool, default=True
+    progress_bar : bool or "auto", default="auto"
 
     Attributes
     ----------
@@ -156,6 +167,9 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
     task_ : Task
         Instruction with the label space written in, and the answers.
     scorer_ : BaseScorer
+    scorer_identity_ : str
+        What the cache keys scores by (weights fingerprint, dtype, device
+        type, layout), as of ``fit``; ``compute_priors`` reads it anew.
     seed_ : int
         Seed the masks are drawn from.
     n_scored_ : int
@@ -173,6 +187,19 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
     [('my', 0.01), ('card', 0.2), ('has', 0.0), ('not', 0.1), ('arrived', 0.9), ('yet', 0.05)]
     """
 
+    _parameter_constraints = {
+        "scorer": [HasMethods(["score"]), str, os.PathLike],
+        "n_samples": [Interval(Integral, MIN_SAMPLES, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="neither")],
+        "instruction": [str],
+        "labels": ["array-like", None],
+        "label_descriptions": [dict, None],
+        "cache_dir": [None, str, os.PathLike, Options(bool, {False})],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": RANDOM_STATE,
+        "progress_bar": PROGRESS_BAR,
+    }
+
     def __init__(
         self,
         scorer="embedding",
@@ -185,7 +212,7 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         cache_dir=None,
         chunk_size=256,
         random_state=0,
-        progress_bar=True,
+        progress_bar="auto",
     ):
         self.scorer = scorer
         self.n_samples = n_samples
@@ -198,12 +225,6 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.progress_bar = progress_bar
 
-    def _check_params(self):
-        if not (isinstance(self.n_samples, (int, np.integer)) and self.n_samples >= 1):
-            raise ValueError(f"n_samples must be a positive integer, got {self.n_samples!r}.")
-        if not (np.isfinite(self.lam) and self.lam > 0):
-            raise ValueError(f"lam must be a finite number > 0 (the ridge system needs it), got {self.lam!r}.")
-
     def fit(self, X, y):
         """Learn the label space and build the task prompt.
 
@@ -213,63 +234,22 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         y : array-like of shape (n_texts,)
             Labels, all in ``labels`` when that is given.
         """
-        self._check_params()
-        texts = check_texts(X, allow_empty=False)
-        y = self._check_y(y, len(texts))
-        classes = np.unique(y) if self.labels is None else np.asarray(list(self.labels))
-        if len(np.unique(classes)) != len(classes):
-            raise ValueError("labels contains duplicates.")
+        self._validate_params()
+        texts, y = self.check_fit_data(X, y)
+        classes = check_label_space(np.unique(y) if self.labels is None else self.labels)
+        check_known_labels(y, classes, what="the label space (labels=...)")
         self.classes_ = classes
         self.task_ = Task.from_labels(classes, self.instruction, self.label_descriptions)
         self.scorer_ = build_scorer(self.scorer)
-        rs = self.random_state
-        self.seed_ = int(rs) if isinstance(rs, (int, np.integer)) else int(check_random_state(rs).randint(2**31 - 1))
-        self._check_labels(y)
+        self.scorer_identity_ = self.scorer_.identity  # fails here, early, for a model that cannot load
+        self.seed_ = seed_from(self.random_state)
         return self
 
-    def fit_transform(self, X, y=None):
-        """Fit, then return the CAP prior of each text for its label."""
-        if y is None:
-            raise ValueError(
-                "CAPPriorTransformer.fit_transform needs the labels y: the prior is "
-                "computed for each text's gold label."
-            )
-        return self.fit(X, y).compute_priors(X, y)
-
-    def transform(self, X):
-        """The texts and their words with no prior (no scorer call).
-
-        Unlabelled texts have no gold label to attribute; use
-        :meth:`compute_priors` for labelled ones.
-        """
-        check_is_fitted(self, "task_")
-        return WordAttributions(check_texts(X))
-
-    @staticmethod
-    def _check_y(y, n):
-        if y is None:
-            raise ValueError("y is required: CAP priors are computed for each text's gold label.")
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be one label per text, got shape {y.shape}.")
-        if len(y) != n:
-            raise ValueError(f"X and y have different lengths: {n} texts and {len(y)} labels.")
-        return y
-
-    def _check_labels(self, y):
-        known = set(self.classes_.tolist())
-        unknown = sorted({v for v in y.tolist() if v not in known}, key=str)
-        if unknown:
-            raise ValueError(
-                f"Labels {unknown[:5]} are not in the label space ({len(known)} labels). "
-                "Add them to `labels` or refit."
-            )
-
-    def _cache(self):
+    def _store(self):
         if self.cache_dir is False:
-            if not hasattr(self, "_memory"):
-                self._memory = {}
-            return None
+            if not hasattr(self, "_memory_store"):
+                self._memory_store = MemoryCache()
+            return self._memory_store
         return ScoreCache(get_cache_dir(self.cache_dir))
 
     def compute_priors(self, X, y):
@@ -287,10 +267,9 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
             One row per text; ``np.asarray`` gives the priors by word position.
         """
         check_is_fitted(self, "task_")
-        self._check_params()
-        texts = check_texts(X, allow_empty=False)
-        y = self._check_y(y, len(texts))
-        self._check_labels(y)
+        self._validate_params()
+        texts, y = self.check_fit_data(X, y)
+        check_known_labels(y, self.classes_, what="the label space")
         wa = WordAttributions(texts)
         names = dict(zip(self.classes_.tolist(), self.task_.label_names))
 
@@ -298,10 +277,8 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         designs, queries = [], []
         for text, spans in zip(texts, wa.spans):
             d = len(spans)
-            if d >= MIN_WORDS:
-                M = sample_masks(d, int(self.n_samples), _text_seed(self.seed_, text))
-            else:
-                M = short_text_design(d)
+            M = sample_masks(d, int(self.n_samples), _text_seed(self.seed_, text)) if d >= MIN_WORDS \
+                else short_text_design(d)
             designs.append(M)
             queries.append([masked_text(text, spans, row) for row in M])
 
@@ -312,54 +289,37 @@ class CAPPriorTransformer(TransformerMixin, BaseEstimator):
         for qs, ks, lab in zip(queries, keys, y.tolist()):
             for q, k in zip(qs, ks):
                 todo.setdefault(k, (q, names[lab]))
-        scores = self._lookup(list(todo))
-        missing = [k for k in todo if k not in scores]
-        self.n_cached_ = len(todo) - len(missing)
-        self.n_scored_ = len(missing)
-        self._score_missing(missing, todo, scores)
+        store = self._store()
+        try:
+            scores = store.get_many(list(todo))
+            missing = [k for k in todo if k not in scores]
+            self.n_cached_ = len(todo) - len(missing)
+            self.n_scored_ = len(missing)
+            self._score_missing(store, missing, todo, scores)
+        finally:
+            store.close()
 
         # 3. one ridge (or leave-one-out) solve per text
         values = np.full(wa.shape, np.nan)
         for i, (M, ks) in enumerate(zip(designs, keys)):
             z = np.array([scores[k] for k in ks])
-            if not np.all(np.isfinite(z)):
-                raise ValueError(f"The scorer returned a non-finite log-probability for text {i} ({texts[i][:40]!r}).")
             d = M.shape[1]
             values[i, :d] = ridge_cholesky(M, z, self.lam) if d >= MIN_WORDS else z[0] - z[1:]
         return wa.with_values(values)
 
-    def _lookup(self, keys):
-        cache = self._cache()
-        if cache is None:
-            return {k: self._memory[k] for k in keys if k in self._memory}
-        try:
-            return cache.get_many(keys)
-        finally:
-            cache.close()
-
-    def _score_missing(self, missing, todo, scores):
-        cache = self._cache()
-        step = max(1, int(self.chunk_size))
-        try:
-            with tqdm(total=len(missing), disable=not self.progress_bar or not missing,
+    def _score_missing(self, store, missing, todo, scores):
+        step = int(self.chunk_size)
+        with progress(total=len(missing), enabled=self.progress_bar if missing else False,
                       desc="CAP scoring", unit="prompt") as bar:
-                for start in range(0, len(missing), step):
-                    chunk = missing[start : start + step]
-                    texts = [todo[k][0] for k in chunk]
-                    answers = [todo[k][1] for k in chunk]
-                    new = dict(zip(chunk, self.scorer_.score(texts, answers, self.task_)))
-                    # Commit each chunk at once: an interruption loses at most one.
-                    if cache is None:
-                        self._memory.update(new)
-                    else:
-                        cache.put_many(new)
-                    scores.update(new)
-                    bar.update(len(chunk))
-        finally:
-            if cache is not None:
-                cache.close()
+            for start in range(0, len(missing), step):
+                chunk = missing[start : start + step]
+                new = dict(zip(chunk, self.scorer_.score([todo[k][0] for k in chunk], [todo[k][1] for k in chunk],
+                                                         self.task_)))
+                store.put_many(new)  # committed at once: an interruption loses at most one chunk
+                scores.update(new)
+                bar.update(len(chunk))
 
     def __sklearn_tags__(self):
-        tags = text_input_tags(super().__sklearn_tags__(), y_required=True)
+        tags = super().__sklearn_tags__()
         tags.requires_fit = True
         return tags

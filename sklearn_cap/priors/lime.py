@@ -1,12 +1,22 @@
 """LIMEPriorTransformer: LIME explanations of a reference classifier, by word position."""
 
+import zlib
+from numbers import Integral
+
 import numpy as np
-from tqdm.auto import tqdm
+from sklearn.utils._param_validation import Interval
 
+from ..progress import progress
 from ..text import segment
-from ._reference import ReferencePriorMixin, text_rng
+from ..validation import RANDOM_STATE, seed_from
+from .reference import ReferencePrior
 
-__all__ = ["LIMEPriorTransformer", "lime_weights", "batched_proba"]
+__all__ = ["LIMEPriorTransformer", "lime_weights", "batched_proba", "text_rng"]
+
+
+def text_rng(seed, text):
+    """A NumPy RandomState that depends on the seed and the text only (not on its position in X)."""
+    return np.random.RandomState(zlib.crc32(text.encode("utf-8")) ^ (int(seed) & 0x7FFFFFFF))
 
 
 def batched_proba(clf):
@@ -45,7 +55,7 @@ def lime_weights(text, classifier_fn, label_idx, *, num_samples=1000, random_sta
     return out
 
 
-class LIMEPriorTransformer(ReferencePriorMixin):
+class LIMEPriorTransformer(ReferencePrior):
     """LIME priors: a local linear explanation of the reference classifier for each gold label.
 
     Same reference-classifier options as :class:`IGPriorTransformer`
@@ -59,10 +69,12 @@ class LIMEPriorTransformer(ReferencePriorMixin):
     prefit : bool, default=False
     cv : int, cross-validation generator or None, default=None
     num_samples : int, default=1000
-        Perturbations per text (lime's default is 5000).
-    random_state : int, default=0
+        Perturbations per text (lime's default is 5000), at least 10: lime's
+        first sample is the text itself, and its local model has one weight
+        per word.
+    random_state : int, RandomState, Generator or None, default=0
         With the text, seeds each text's perturbations.
-    progress_bar : bool, default=True
+    progress_bar : bool or "auto", default="auto"
 
     Attributes
     ----------
@@ -75,8 +87,14 @@ class LIMEPriorTransformer(ReferencePriorMixin):
     >>> priors = lime.fit_transform(X_train, y_train)  # doctest: +SKIP
     """
 
+    _parameter_constraints = {
+        **ReferencePrior._parameter_constraints,
+        "num_samples": [Interval(Integral, 10, None, closed="left")],
+        "random_state": RANDOM_STATE,
+    }
+
     def __init__(self, estimator=None, *, prefit=False, cv=None, num_samples=1000, random_state=0,
-                 progress_bar=True):
+                 progress_bar="auto"):
         self.estimator = estimator
         self.prefit = prefit
         self.cv = cv
@@ -84,14 +102,14 @@ class LIMEPriorTransformer(ReferencePriorMixin):
         self.random_state = random_state
         self.progress_bar = progress_bar
 
-    def _explain(self, model, texts, y):
+    def explain_with(self, model, texts, y):
+        """LIME weights of ``model`` for labels ``y``, one row per text."""
         target = model.class_index(y)
         fn = batched_proba(model)
-        seed = 0 if self.random_state is None else self.random_state
+        seed = seed_from(self.random_state)
         width = max(len(segment(t)[0]) for t in texts)
         values = np.full((len(texts), width), np.nan)
-        for i, text in enumerate(tqdm(texts, disable=not self.progress_bar, desc="LIME prior")):
-            w = lime_weights(text, fn, target[i], num_samples=self.num_samples,
-                             random_state=text_rng(seed, text))
+        for i, text in enumerate(progress(texts, enabled=self.progress_bar, desc="LIME prior")):
+            w = lime_weights(text, fn, target[i], num_samples=self.num_samples, random_state=text_rng(seed, text))
             values[i, : len(w)] = w
         return values

@@ -1,13 +1,19 @@
 """PriorUnion: fuse several priors into one (CAP Hybrid), like FeatureUnion for priors."""
 
+import os
+from numbers import Real
+
 import numpy as np
 from joblib import Memory
-from sklearn.base import TransformerMixin, clone
+from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from ..attribution import NORMALIZATIONS, normalize_np
-from ..text import WordAttributions, check_texts, text_input_tags
+from ..text import WordAttributions
+from ..validation import check_texts
+from .base import BasePrior
 
 __all__ = ["PriorUnion"]
 
@@ -16,31 +22,34 @@ AGGREGATES = ("mean", "max")
 
 def _fit_member(member, texts, y, refs):
     """Fit one member and return (fitted member, its prior matrix); used under joblib.Memory."""
-    if refs is not None:
-        out = member._fit_from_references(refs, texts, y)
-    else:
-        out = member.fit_transform(texts, y)
+    out = member.fit_transform_with(refs, texts, y) if refs is not None else member.fit_transform(texts, y)
     return member, out
 
 
-class PriorUnion(TransformerMixin, _BaseComposition):
+class PriorUnion(BasePrior, _BaseComposition):
     """Normalise several priors per text, then aggregate them word by word.
 
-    With CAP, IG and LIME members this is the paper's CAP Hybrid. IG and
-    LIME members with the same reference settings share one reference
-    classifier (trained once, not twice).
+    With CAP, IG and LIME members this is the paper's CAP Hybrid. Members
+    that need the same reference classifier (IG and LIME with equal
+    reference settings, see :meth:`BasePrior.reference_key`) share one,
+    trained once. A PriorUnion is itself a prior and follows the same
+    contract (:class:`~sklearn_cap.priors.BasePrior`).
 
     Parameters
     ----------
     transformer_list : list of (str, transformer)
-        Named prior transformers. A member may be ``"drop"``. Nested
-        parameters read as ``<name>__<param>``, e.g. ``cap__lam``.
+        Named prior transformers: :class:`~sklearn_cap.priors.BasePrior`
+        subclasses, or any transformer whose ``fit_transform(X, y)``
+        returns priors (those share no reference model). A member may be
+        ``"drop"``. Nested parameters read as ``<name>__<param>``, e.g.
+        ``cap__lam``.
     normalization : {"minmax", "l1", "softmax"}, default="minmax"
         Per-text normalisation of each prior before fusing (the paper
         normalises before fusing; min-max is its choice).
     aggregate : {"mean", "max"}, default="mean"
     weights : dict of str -> float, default=None
         Multiplies each normalised prior (``mean`` becomes a weighted mean).
+        Weights are finite and > 0; leave a member out with ``"drop"``.
     memory : str, path-like or joblib.Memory, default=None
         Caches each member's fit (model and priors) by its parameters and
         the data, so a grid over one member's parameter (``cap__lam``)
@@ -66,6 +75,14 @@ class PriorUnion(TransformerMixin, _BaseComposition):
     >>> priors = hybrid.fit_transform(X_train, y_train)  # doctest: +SKIP
     """
 
+    _parameter_constraints = {
+        "transformer_list": [list],
+        "normalization": [StrOptions(set(NORMALIZATIONS))],
+        "aggregate": [StrOptions(set(AGGREGATES))],
+        "weights": [dict, None],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+    }
+
     def __init__(self, transformer_list, *, normalization="minmax", aggregate="mean", weights=None, memory=None):
         self.transformer_list = transformer_list
         self.normalization = normalization
@@ -89,24 +106,38 @@ class PriorUnion(TransformerMixin, _BaseComposition):
         self.transformer_list = value
 
     def _validate(self):
-        if not self.transformer_list:
+        """The active (name, member) pairs, after checking the list, the names and the weights."""
+        self._validate_params()
+        pairs = self.transformer_list
+        if not pairs:
             raise ValueError("PriorUnion needs at least one (name, prior transformer) in transformer_list.")
-        names = [name for name, _ in self.transformer_list]
+        if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            raise TypeError(
+                "transformer_list must hold (name, transformer) pairs, as in "
+                "PriorUnion([('cap', CAPPriorTransformer()), ('ig', IGPriorTransformer())]); "
+                f"got {pairs!r:.200}."
+            )
+        names = [name for name, _ in pairs]
         self._validate_names(names)
-        if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}.")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}.")
         weights = self.weights or {}
         unknown = set(weights) - set(names)
         if unknown:
             raise ValueError(f"weights name unknown members {sorted(unknown)}; members are {names}.")
-        active = [(n, t) for n, t in self.transformer_list if t != "drop"]
+        for name, w in weights.items():
+            if not (isinstance(w, Real) and np.isfinite(w) and w > 0):
+                raise ValueError(
+                    f"weights[{name!r}] = {w!r}: weights must be finite numbers > 0. To leave a member out, "
+                    f"set it to 'drop' (set_params({name}='drop'))."
+                )
+        active = [(n, t) for n, t in pairs if not (isinstance(t, str) and t == "drop")]
         if not active:
             raise ValueError("Every member of the PriorUnion is 'drop'.")
         for name, t in active:
             if not (hasattr(t, "fit_transform") and hasattr(t, "transform")):
-                raise TypeError(f"Member {name!r} is not a transformer (needs fit_transform and transform).")
+                raise TypeError(
+                    f"Member {name!r} is not a prior transformer (it needs fit_transform and transform); "
+                    "subclass sklearn_cap.priors.BasePrior."
+                )
         return active
 
     def fit(self, X, y):
@@ -117,28 +148,28 @@ class PriorUnion(TransformerMixin, _BaseComposition):
     def fit_transform(self, X, y=None):
         """Fit every member on labelled texts and return the fused prior."""
         active = self._validate()
-        if y is None:
-            raise ValueError("PriorUnion.fit_transform needs the labels y: priors explain each text's gold label.")
-        texts = check_texts(X, allow_empty=False)
+        texts, y = self.check_fit_data(X, y)
         memory = self.memory if isinstance(self.memory, Memory) else Memory(self.memory, verbose=0)
         # The reference models are not part of the cache key: they follow from the member's params and data.
         fit_member = memory.cache(_fit_member, ignore=["refs"])
 
-        # IG/LIME members with the same reference settings share one set of reference models.
+        def key_of(t):
+            return t.reference_key() if isinstance(t, BasePrior) else None
+
+        # Members with the same reference key share one set of reference models.
         groups = {}
         for name, t in active:
-            key = t.reference_key() if hasattr(t, "reference_key") else None
-            if key is not None:
-                groups.setdefault(key, []).append(name)
+            if key_of(t) is not None:
+                groups.setdefault(key_of(t), []).append(name)
         refs, fitted, priors = {}, {}, {}
         for name, t in active:
             # Fit clones: the members given stay unfitted (a prefit member's model survives
             # clone() when wrapped in sklearn.frozen.FrozenEstimator).
             member = clone(t)
-            key = member.reference_key() if hasattr(member, "reference_key") else None
+            key = key_of(member)
             shared = key is not None and len(groups[key]) > 1
             if shared and key not in refs and not self._cached(fit_member, member, texts, y):
-                refs[key] = member._fit_references(texts, y)
+                refs[key] = member.fit_reference(texts, y)
             fitted[name], priors[name] = fit_member(member, texts, y, refs.get(key) if shared else None)
         self.named_transformers_ = fitted
         return self._fuse(texts, priors)
@@ -157,7 +188,7 @@ class PriorUnion(TransformerMixin, _BaseComposition):
     def compute_priors(self, X, y):
         """Fused priors of labelled texts from the fitted members."""
         check_is_fitted(self, "named_transformers_")
-        texts = check_texts(X, allow_empty=False)
+        texts, y = self.check_fit_data(X, y)
         return self._fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
 
     def _fuse(self, texts, priors):
@@ -187,7 +218,3 @@ class PriorUnion(TransformerMixin, _BaseComposition):
         else:
             fused = filled.max(axis=0)
         return wa.with_values(np.where(has, fused, np.nan))
-
-    def __sklearn_tags__(self):
-        tags = text_input_tags(super().__sklearn_tags__(), y_required=True)
-        return tags

@@ -7,6 +7,10 @@
   similarities; the strong offline default.
 """
 
+import difflib
+import os
+
+from ..loading import check_model_source
 from .base import DEFAULT_INSTRUCTION, BaseScorer, Task, humanize_label
 from .causal_lm import CausalLMScorer
 from .embedding import EmbeddingScorer
@@ -34,8 +38,14 @@ def build_scorer(scorer):
     """
     if isinstance(scorer, BaseScorer):
         return scorer
-    if isinstance(scorer, str):
-        return EmbeddingScorer() if scorer == "embedding" else CausalLMScorer(scorer)
+    if isinstance(scorer, (str, os.PathLike)):
+        if scorer == "embedding":
+            return EmbeddingScorer()
+        name = os.fspath(scorer)
+        if not os.path.exists(os.path.expanduser(name)) and difflib.get_close_matches(name, ["embedding"], 1, 0.75):
+            raise ValueError(f"scorer={name!r} is not a model folder or file; did you mean 'embedding'?")
+        check_model_source(name, what="scorer")
+        return CausalLMScorer(name)
     raise TypeError(
         "scorer must be a BaseScorer, 'embedding', or a model id / folder / .gguf "
         f"path for a causal LM; got {type(scorer).__name__}."

@@ -111,9 +111,20 @@ class BaseScorer(BaseEstimator):
         unknown = set(label_names) - set(task.label_names)
         if unknown:
             raise ValueError(f"Labels {sorted(unknown)} are not in the task's label space.")
+        self._validate_params()
         if not len(texts):
             return np.zeros(0)
         out = np.asarray(self._score(list(texts), list(label_names), task, progress_bar), dtype=float)
+        if out.shape != (len(texts),):
+            raise ValueError(f"{type(self).__name__} returned {out.shape} scores for {len(texts)} texts.")
+        bad = np.flatnonzero(~np.isfinite(out) | (out > 1e-4))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"{type(self).__name__} returned {out[i]!r} as log P({label_names[i]!r} | {texts[i][:40]!r}...); "
+                "a log-probability is finite and <= 0. Nothing from this batch was cached. Check the model "
+                "(dtype overflow in float16?) or the server."
+            )
         self.n_scored_ = getattr(self, "n_scored_", 0) + len(texts)
         return out
 

@@ -9,36 +9,22 @@ broadcast to every batch of queries, so a query costs its own tokens only.
 the benchmark uses as the baseline.
 """
 
-import threading
+import os
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sklearn.utils._param_validation import Interval
 
-from .._hf import quiet_transformers
+from ..loading import (check_model_source, model_fingerprint, model_registry, quiet_transformers, resolve_device,
+                       resolve_dtype)
+from ..progress import progress
 from .base import BaseScorer
 
-__all__ = ["CausalLMScorer", "resolve_device"]
+__all__ = ["CausalLMScorer", "load_causal_lm"]
 
 _SENTINEL = "\u2063TEXT\u2063"
-_MODELS = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def resolve_device(device):
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-def _resolve_dtype(dtype, device):
-    if dtype in (None, "auto"):
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
 def _split_model_path(model):
@@ -46,34 +32,32 @@ def _split_model_path(model):
     model = str(model)
     if model.endswith(".gguf"):
         p = Path(model)
-        if not p.exists():
-            raise FileNotFoundError(f"GGUF file {model} does not exist.")
         return str(p.parent), p.name
     return model, None
 
 
 def load_causal_lm(model, device="cpu", dtype=None, trust_remote_code=False):
-    """Load (and memoise per process) a tokenizer and causal LM.
+    """Load a tokenizer and causal LM once per process (kept in :data:`~sklearn_cap.loading.model_registry`).
 
     ``model`` is a hub id, a local folder, or a ``.gguf`` file (dequantised by
     ``transformers``; needs the ``gguf`` package).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch_dtype = _resolve_dtype(dtype, device)
-    key = (str(model), device, str(torch_dtype))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            folder, gguf_file = _split_model_path(model)
-            kw = {"gguf_file": gguf_file} if gguf_file else {}
-            with quiet_transformers():
-                tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
-                lm = AutoModelForCausalLM.from_pretrained(
-                    folder, dtype=torch_dtype, trust_remote_code=trust_remote_code, **kw
-                )
-            lm.to(device).eval()
-            _MODELS[key] = (tok, lm)
-        return _MODELS[key]
+    source = check_model_source(model)
+    device = torch.device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+
+    def load():
+        folder, gguf_file = _split_model_path(source)
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        with quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kw)
+            lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                                      **kw)
+        return tok, lm.to(device).eval()
+
+    return model_registry.get(("causal_lm", source, str(device), str(torch_dtype)), load)
 
 
 class CausalLMScorer(BaseScorer):
@@ -132,13 +116,26 @@ class CausalLMScorer(BaseScorer):
         self.use_chat_template = use_chat_template
         self.trust_remote_code = trust_remote_code
 
+    _parameter_constraints = {
+        "model": [str, os.PathLike],
+        "device": [str, torch.device],
+        "dtype": [None, str, torch.dtype],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "reuse_prefix": ["boolean"],
+        "use_chat_template": ["boolean"],
+        "trust_remote_code": ["boolean"],
+    }
+
     @property
     def identity(self):
-        return f"causal_lm|{self.model}|{self.dtype}|chat={self.use_chat_template}"
+        """Weights fingerprint, resolved dtype and device type, prompt layout: what the scores depend on."""
+        source = check_model_source(self.model)
+        device = resolve_device(self.device)
+        dtype = str(resolve_dtype(self.dtype, device)).replace("torch.", "")
+        return f"causal_lm|{model_fingerprint(source)}|{dtype}|{device.type}|chat={self.use_chat_template}"
 
     def _load(self):
-        device = resolve_device(self.device)
-        return load_causal_lm(self.model, device, self.dtype, self.trust_remote_code)
+        return load_causal_lm(self.model, resolve_device(self.device), self.dtype, self.trust_remote_code)
 
     # -- prompt layout -------------------------------------------------------
     def _layout(self, tokenizer, task):
@@ -207,7 +204,7 @@ class CausalLMScorer(BaseScorer):
         # Sorting by length keeps padding, and so wasted compute, small.
         order = np.argsort([len(q) + len(a) for q, a in zip(queries, answer_ids)], kind="stable")
         bs = int(self.batch_size)
-        with tqdm(total=len(texts), disable=not progress_bar, desc="LLM scoring", unit="prompt") as bar:
+        with progress(total=len(texts), enabled=progress_bar, desc="LLM scoring", unit="prompt") as bar:
             for start in range(0, len(order), bs):
                 rows = order[start : start + bs]
                 head = [] if self.reuse_prefix else prefix_ids

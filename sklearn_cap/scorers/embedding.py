@@ -7,41 +7,39 @@ full label space, so masking a word that separates two close labels moves
 probability between them: the class-aware signal CAP needs.
 """
 
-import threading
+import os
+from numbers import Integral, Real
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sklearn.utils._param_validation import Interval
 
-from .._hf import quiet_transformers
+from ..loading import check_model_source, model_fingerprint, model_registry, quiet_transformers, resolve_device
+from ..progress import progress
 from .base import BaseScorer
-from .causal_lm import resolve_device
 
 __all__ = ["EmbeddingScorer", "load_encoder", "embed_texts"]
 
-_ENCODERS = {}
-_LOCK = threading.Lock()
-
 
 def load_encoder(model, device="cpu"):
-    """Load (and memoise per process) a tokenizer and encoder from a hub id or folder."""
+    """A tokenizer and encoder from a hub id or folder, loaded once per process (see ``model_registry``)."""
     from transformers import AutoModel, AutoTokenizer
 
-    key = (str(model), device)
-    with _LOCK:
-        if key not in _ENCODERS:
-            with quiet_transformers():
-                tok = AutoTokenizer.from_pretrained(str(model))
-                enc = AutoModel.from_pretrained(str(model)).to(device).eval()
-            _ENCODERS[key] = (tok, enc)
-        return _ENCODERS[key]
+    source = check_model_source(model)
+    device = torch.device(device)
+
+    def load():
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).to(device).eval()
+
+    return model_registry.get(("encoder", source, str(device)), load)
 
 
 def embed_texts(texts, tokenizer, encoder, *, batch_size=64, max_length=256, progress_bar=False):
     """Mean-pooled, L2-normalised sentence embeddings, as a float32 tensor on the CPU."""
     device = next(encoder.parameters()).device
     out = []
-    for start in tqdm(range(0, len(texts), batch_size), disable=not progress_bar, desc="embedding"):
+    for start in progress(range(0, len(texts), batch_size), enabled=progress_bar, desc="embedding"):
         batch = tokenizer(
             texts[start : start + batch_size], padding=True, truncation=True,
             max_length=max_length, return_tensors="pt",
@@ -92,10 +90,20 @@ class EmbeddingScorer(BaseScorer):
             return embedded.ENCODER
         return str(self.model)
 
+    _parameter_constraints = {
+        "model": [None, str, os.PathLike],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "device": [str, torch.device],
+    }
+
     @property
     def identity(self):
-        name = "embedded-minilm" if self.model is None else str(self.model)
-        return f"embedding|{name}|T={self.temperature}|L={self.max_length}"
+        """Weights fingerprint, temperature, length limit and device type: what the scores depend on."""
+        source = check_model_source(self._model_path())
+        device = resolve_device(self.device).type
+        return f"embedding|{model_fingerprint(source)}|T={self.temperature}|L={self.max_length}|{device}"
 
     def _label_embeddings(self, tok, enc, task):
         cached = getattr(self, "_labels", None)
@@ -105,8 +113,6 @@ class EmbeddingScorer(BaseScorer):
         return self._labels[1]
 
     def _score(self, texts, answers, task, progress_bar):
-        if not float(self.temperature) > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}.")
         tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
         labels = self._label_embeddings(tok, enc, task)
         # Masked variants repeat: embed each distinct text once.
@@ -116,6 +122,12 @@ class EmbeddingScorer(BaseScorer):
         logp = torch.log_softmax(emb @ labels.T / float(self.temperature), dim=-1).numpy()
         col = {name: j for j, name in enumerate(task.label_names)}
         return logp[inverse, [col[a] for a in answers]]
+
+    def embed(self, texts, *, progress_bar=False):
+        """Mean-pooled, L2-normalised embeddings of texts (a float32 tensor on the CPU)."""
+        tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
+        return embed_texts(list(texts), tok, enc, batch_size=int(self.batch_size), max_length=int(self.max_length),
+                           progress_bar=progress_bar)
 
     def predict_log_proba(self, texts, task):
         """Log-probabilities of every label for each text (zero-shot classification)."""

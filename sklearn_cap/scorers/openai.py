@@ -5,21 +5,31 @@ prefix caching and batching of its own. We send the full prompt with the
 answer appended to ``/v1/completions`` with ``echo=true`` and ``logprobs``, and
 sum the log-probabilities the server reports for the tokens that cover the
 answer (a token straddling the boundary counts, since it carries answer
-characters). Requests are batched, run with bounded concurrency, time out,
-and are retried with exponential back-off; an unreachable server or one that
-returns no prompt log-probabilities raises an error that says so.
+characters).
+
+HTTP goes through ``httpx``; retries through ``tenacity``: HTTP 429 and 5xx,
+timeouts and connection errors are retried with exponential back-off, other
+4xx fail at once. ``timeout`` bounds each *whole* request (a server that
+trickles bytes is cut off at the deadline, not at each quiet read), and every
+error names the URL. An answer that is not the JSON object the API defines,
+or log-probabilities that are not finite numbers, raise
+:class:`ScoringServerError` before anything reaches the score cache.
 """
 
 import json
+import math
 import os
+import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral, Real
 
+import httpx
 import numpy as np
-from tqdm.auto import tqdm
+import tenacity
+from sklearn.utils._param_validation import Interval
 
+from ..progress import progress
 from .base import BaseScorer
 
 __all__ = ["OpenAIScorer", "ScoringServerError"]
@@ -27,6 +37,10 @@ __all__ = ["OpenAIScorer", "ScoringServerError"]
 
 class ScoringServerError(RuntimeError):
     """The scoring server could not be reached or gave an unusable answer."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (timeout, connection error, HTTP 429 or 5xx)."""
 
 
 class OpenAIScorer(BaseScorer):
@@ -45,17 +59,34 @@ class OpenAIScorer(BaseScorer):
     max_concurrency : int, default=4
         Requests in flight at once.
     timeout : float, default=60
-        Seconds to wait for one response.
+        Seconds one request may take, from connecting to the last byte.
     max_retries : int, default=3
         Further attempts after a failed request (connection error, timeout,
         HTTP 429 or 5xx), waiting ``backoff * 2**attempt`` seconds in between.
     backoff : float, default=1.0
+
+    Notes
+    -----
+    The score cache keys these scores by ``base_url`` and ``model``: the
+    library cannot see the weights behind a server, so serve a changed
+    model under a new name (or clear the cache).
 
     Examples
     --------
     >>> scorer = OpenAIScorer("http://localhost:8000/v1", "meta-llama/Meta-Llama-3-8B-Instruct")
     >>> # CAPPriorTransformer(scorer=scorer).fit_transform(X, y)
     """
+
+    _parameter_constraints = {
+        "base_url": [str],
+        "model": [str],
+        "api_key": [str, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_concurrency": [Interval(Integral, 1, None, closed="left")],
+        "timeout": [Interval(Real, 0, None, closed="neither")],
+        "max_retries": [Interval(Integral, 0, None, closed="left")],
+        "backoff": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -87,33 +118,70 @@ class OpenAIScorer(BaseScorer):
         """(prefix, suffix, answer_lead): the prompt is ``prefix + text + suffix + lead + answer``."""
         return f"{task.instruction}\n\nMessage: ", "\nIntent:", " "
 
-    def _post(self, payload):
-        url = self.base_url.rstrip("/") + "/completions"
-        headers = {"Content-Type": "application/json"}
+    @property
+    def url(self):
+        return self.base_url.rstrip("/") + "/completions"
+
+    def _request(self, payload):
+        """One POST, bounded by ``timeout`` from start to last byte; the parsed JSON object."""
+        url, timeout = self.url, float(self.timeout)
+        headers = {}
         key = self.api_key or os.environ.get("OPENAI_API_KEY")
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        body = json.dumps(payload).encode("utf-8")
-        last = None
-        for attempt in range(int(self.max_retries) + 1):
-            if attempt:
-                time.sleep(float(self.backoff) * 2 ** (attempt - 1))
-            try:
-                req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=float(self.timeout)) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as exc:
-                last = exc
-                if exc.code != 429 and exc.code < 500:
-                    detail = exc.read().decode("utf-8", "replace")[:300]
-                    raise ScoringServerError(f"{url} rejected the request (HTTP {exc.code}): {detail}") from exc
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                last = exc
-        raise ScoringServerError(
-            f"Scoring server at {url} did not answer after {int(self.max_retries) + 1} "
-            f"attempts (timeout {self.timeout}s): {last}. Is the server running and "
-            "is base_url right (it usually ends in /v1)?"
-        ) from last
+        deadline = time.monotonic() + timeout
+        client = httpx.Client(timeout=timeout)
+        # The watchdog closes the connection at the deadline, so even a server that trickles
+        # its headers byte by byte cannot hold the call longer.
+        watchdog = threading.Timer(timeout, client.close)
+        watchdog.start()
+        try:
+            with client.stream("POST", url, json=payload, headers=headers) as resp:
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if time.monotonic() > deadline:
+                        raise _Transient(f"no complete answer within the timeout of {timeout}s")
+                status = resp.status_code
+        except httpx.HTTPError as exc:
+            late = time.monotonic() >= deadline
+            raise _Transient(f"timeout {timeout}s exceeded" if late else f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            watchdog.cancel()
+            client.close()
+        text = bytes(body).decode("utf-8", "replace")
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}: {text[:200]}")
+        if status >= 400:
+            raise ScoringServerError(f"{url} rejected the request (HTTP {status}): {text[:300]}")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ScoringServerError(
+                f"{url} answered HTTP {status} with something that is not JSON (truncated, or an HTML page?): "
+                f"{text[:120]!r}. Is base_url the API root (it usually ends in /v1)?"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise ScoringServerError(
+                f"{url} answered with JSON that is not a completions response (no 'choices' list): {text[:120]!r}."
+            )
+        return data
+
+    def _post(self, payload):
+        retry = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(int(self.max_retries) + 1),
+            wait=tenacity.wait_exponential(multiplier=float(self.backoff), exp_base=2, min=0, max=60),
+            retry=tenacity.retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            return retry(self._request, payload)
+        except _Transient as exc:
+            raise ScoringServerError(
+                f"Scoring server at {self.url} did not answer after {int(self.max_retries) + 1} attempts "
+                f"(timeout {self.timeout}s): {exc}. Is the server running and is base_url right "
+                "(it usually ends in /v1)?"
+            ) from exc
 
     def _score_batch(self, prompts, starts):
         payload = {
@@ -121,32 +189,42 @@ class OpenAIScorer(BaseScorer):
             "temperature": 0.0, "echo": True, "logprobs": 1,
         }
         data = self._post(payload)
-        choices = sorted(data.get("choices", []), key=lambda c: c.get("index", 0))
+        choices = data["choices"]
+        if not all(isinstance(c, dict) for c in choices):
+            raise ScoringServerError(f"{self.url} returned choices that are not JSON objects.")
+        choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
         if len(choices) != len(prompts):
             raise ScoringServerError(f"Server returned {len(choices)} choices for {len(prompts)} prompts.")
-        out = []
-        for prompt, start, choice in zip(prompts, starts, choices):
-            lp = choice.get("logprobs") or {}
-            tokens, offsets, values = lp.get("tokens"), lp.get("text_offset"), lp.get("token_logprobs")
-            if not tokens or offsets is None or values is None:
-                raise ScoringServerError(
-                    "The server returned no prompt log-probabilities. It must support "
-                    "echo=true with logprobs on /v1/completions (vLLM does)."
-                )
-            total, covered = 0.0, False
-            for tok, off, val in zip(tokens, offsets, values):
-                # Tokens past the prompt are the generated one (max_tokens=1).
-                if off >= len(prompt):
-                    break
-                if off + len(tok) > start:
-                    if val is None:
-                        raise ScoringServerError("The server gave no log-probability for an answer token.")
-                    total += float(val)
-                    covered = True
-            if not covered:
-                raise ScoringServerError("No returned token covers the answer; check the server's echo support.")
-            out.append(total)
-        return out
+        try:
+            return [self._answer_logprob(p, s, c) for p, s, c in zip(prompts, starts, choices)]
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ScoringServerError(f"{self.url} returned malformed logprobs ({type(exc).__name__}: {exc}).") from None
+
+    def _answer_logprob(self, prompt, start, choice):
+        """Sum of the echoed log-probabilities of the tokens that cover the answer (from ``start``)."""
+        lp = choice.get("logprobs") or {}
+        tokens, offsets, values = lp.get("tokens"), lp.get("text_offset"), lp.get("token_logprobs")
+        if not tokens or offsets is None or values is None or not (len(tokens) == len(offsets) == len(values)):
+            raise ScoringServerError(
+                "The server returned no prompt log-probabilities. It must support "
+                "echo=true with logprobs on /v1/completions (vLLM does)."
+            )
+        total, covered = 0.0, False
+        for tok, off, val in zip(tokens, offsets, values):
+            # Tokens past the prompt are the generated one (max_tokens=1).
+            if off >= len(prompt):
+                break
+            if off + len(tok) > start:
+                if isinstance(val, bool) or not isinstance(val, Real) or not math.isfinite(val):
+                    raise ScoringServerError(
+                        f"{self.url} gave {val!r} as the log-probability of an answer token; "
+                        "expected a finite number."
+                    )
+                total += float(val)
+                covered = True
+        if not covered:
+            raise ScoringServerError("No returned token covers the answer; check the server's echo support.")
+        return total
 
     def _score(self, texts, answers, task, progress_bar):
         prefix, suffix, lead = self.layout(task)
@@ -156,8 +234,8 @@ class OpenAIScorer(BaseScorer):
         bs = int(self.batch_size)
         batches = [(prompts[i : i + bs], starts[i : i + bs]) for i in range(0, len(prompts), bs)]
         out = []
-        with ThreadPoolExecutor(max_workers=max(1, int(self.max_concurrency))) as pool, \
-                tqdm(total=len(prompts), disable=not progress_bar, desc="server scoring", unit="prompt") as bar:
+        with ThreadPoolExecutor(max_workers=int(self.max_concurrency)) as pool, \
+                progress(total=len(prompts), enabled=progress_bar, desc="server scoring", unit="prompt") as bar:
             for scores in pool.map(lambda b: self._score_batch(*b), batches):
                 out.extend(scores)
                 bar.update(len(scores))

@@ -1,0 +1,125 @@
+"""What the IG and LIME priors share: a reference classifier, trained, prefit or cross-fitted.
+
+The reference classifier is a plain fine-tuned model (``beta=0``) whose
+explanations of the gold label are the prior. Three ways to get it:
+
+- trained in ``fit`` on the same texts (default);
+- ``prefit=True``: the given ``estimator`` is already fitted and used as is,
+  as :class:`~sklearn.feature_selection.SelectFromModel` does. Wrap it in
+  :class:`sklearn.frozen.FrozenEstimator` when the prior sits in a pipeline
+  that will be cloned (``GridSearchCV``, ``cross_validate``): ``clone`` of
+  a plain fitted estimator returns an unfitted copy;
+- ``cv=k``: cross-fitting. Each training text's prior comes from a model that
+  did not see it. It matters when the reference model can memorise its
+  training set (large models, few examples per class): explanations of
+  memorised examples are sharper and less general than those the final
+  classifier will see at test time. It costs ``k`` trainings instead of one.
+
+A :class:`~sklearn_cap.priors.PriorUnion` holding IG and LIME priors with the
+same reference settings trains the reference model(s) once and hands them to
+both (:meth:`~ReferencePrior.fit_reference` /
+:meth:`~ReferencePrior.fit_transform_with`, the contract of
+:class:`~sklearn_cap.priors.BasePrior`).
+"""
+
+import joblib
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import check_cv
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import check_is_fitted
+
+from ..progress import PROGRESS_BAR
+from ..text import WordAttributions
+from ..validation import check_known_labels
+from .base import BasePrior, References
+
+__all__ = ["ReferencePrior"]
+
+
+class ReferencePrior(BasePrior):
+    """Base of priors computed from a reference classifier's explanations.
+
+    Subclasses set ``estimator``, ``prefit`` and ``cv`` in ``__init__`` and
+    implement :meth:`explain_with`.
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "prefit": ["boolean"],
+        "cv": ["cv_object"],
+        "progress_bar": PROGRESS_BAR,
+    }
+
+    def explain_with(self, model, texts, y):
+        """Attributions of ``model`` for labels ``y``: ndarray (n_texts, max_words), NaN-padded."""
+        raise NotImplementedError
+
+    def _estimator(self):
+        if self.estimator is not None:
+            return self.estimator
+        from ..classifier import ExplanationGuidedClassifier
+
+        return ExplanationGuidedClassifier(beta=0)
+
+    def reference_key(self):
+        """Equal keys mean the same reference model(s) can serve both priors (None for prefit)."""
+        if self.prefit:
+            return None
+        est = self._estimator()
+        return joblib.hash((type(est).__name__, est.get_params(deep=True), repr(self.cv)))
+
+    def fit_reference(self, X, y):
+        """Train (or take) the reference model(s)."""
+        self._validate_params()
+        texts, y = self.check_fit_data(X, y)
+        if self.prefit:
+            if self.estimator is None:
+                raise ValueError("prefit=True needs a fitted estimator; pass estimator=<fitted classifier>.")
+            check_is_fitted(self.estimator)
+            return References(full=self.estimator)
+        est = self._estimator()
+        if getattr(est, "beta", 0) > 0:
+            raise ValueError(
+                f"The reference classifier of {type(self).__name__} has beta={est.beta}: a reference is a "
+                "plain model trained on texts alone. Set beta=0 on it."
+            )
+        if self.cv is None:
+            return References(full=clone(est).fit(texts, y))
+        X_arr = np.asarray(texts, dtype=object)
+        folds = [(test, clone(est).fit(list(X_arr[train]), y[train]))
+                 for train, test in check_cv(self.cv, y, classifier=True).split(X_arr, y)]
+        return References(folds=folds)
+
+    def fit_transform_with(self, references, X, y):
+        """Keep the given reference model(s) and return the training texts' priors."""
+        self._validate_params()
+        texts, y = self.check_fit_data(X, y)
+        self.estimator_ = references.full
+        self.estimators_ = [m for _, m in references.folds]
+        self.classes_ = references.models[0].classes_
+        if references.full is not None:
+            return self.compute_priors(texts, y)
+        wa = WordAttributions(texts)
+        values = np.full(wa.shape, np.nan)
+        for test, model in references.folds:
+            part = self.explain_with(model, [texts[i] for i in test], y[test])
+            values[test, : part.shape[1]] = part
+        return wa.with_values(values)
+
+    def fit(self, X, y):
+        """Train (or take) the reference classifier."""
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, then return each training text's prior for its gold label (out-of-fold with ``cv``)."""
+        return self.fit_transform_with(self.fit_reference(X, y), X, y)
+
+    def compute_priors(self, X, y):
+        """Priors of labelled texts from the fitted reference model; with ``cv``, the fold models' mean."""
+        check_is_fitted(self, "classes_")
+        texts, y = self.check_fit_data(X, y)
+        check_known_labels(y, self.classes_, what="the reference classifier's fit")
+        models = [self.estimator_] if self.estimator_ is not None else self.estimators_
+        return WordAttributions(texts, np.mean([self.explain_with(m, texts, y) for m in models], axis=0))
