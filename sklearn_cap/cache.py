@@ -100,9 +100,13 @@ class ScoreCache:
             else:
                 if not self.path.exists():
                     raise FileNotFoundError(f"No score cache at {self.path} to read.")
-                # immutable: no lock files are written next to a cache we may not write to
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
-                conn.execute("SELECT COUNT(*) FROM scores").fetchone()
+                try:
+                    conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                    conn.execute("SELECT COUNT(*) FROM scores").fetchone()
+                except sqlite3.OperationalError:
+                    # A folder we cannot write to cannot hold SQLite's lock files: read as immutable.
+                    conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+                    conn.execute("SELECT COUNT(*) FROM scores").fetchone()
                 self.read_only = True
                 warnings.warn(f"The score cache {self.path} is read-only: its scores are used, new scores are kept "
                               "in memory only.", stacklevel=3)
@@ -146,6 +150,11 @@ class ScoreCache:
 
     def close(self):
         if self._conn is not None:
+            if not self.read_only:
+                try:  # fold the write-ahead log into the file, so a copy of the file alone is complete
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
             self._conn.close()
             self._conn = None
 

@@ -8,21 +8,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @contextlib.contextmanager
 def serve(handler_fn):
-    """Run ``handler_fn(method, path, body) -> (status, bytes, delay_s)`` on 127.0.0.1."""
+    """Run ``handler_fn(method, path, body) -> (status, bytes, delay_s[, trickle_s])`` on 127.0.0.1.
+
+    With ``trickle_s``, the body is sent one byte at a time, ``trickle_s`` apart.
+    """
     import time
 
     class Handler(BaseHTTPRequestHandler):
         def _handle(self, method):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload, delay = handler_fn(method, self.path, body)
+            status, payload, delay, *rest = handler_fn(method, self.path, body)
+            trickle = rest[0] if rest else 0
             if delay:
                 time.sleep(delay)
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if not trickle:
+                    self.wfile.write(payload)
+                for i in range(len(payload) if trickle else 0):
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 

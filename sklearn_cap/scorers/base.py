@@ -90,6 +90,8 @@ class BaseScorer(BaseEstimator):
     and users can check that a change of ``lam`` costs no LLM call.
     """
 
+    _parameter_constraints = {}  # subclasses declare theirs; checked on every score() call
+
     def score(self, texts, label_names, task, *, progress_bar=False):
         """Log-probability of each answer given its text's prompt.
 

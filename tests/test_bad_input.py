@@ -1,0 +1,369 @@
+"""One regression test per bad-input case of the consolidation review.
+
+Each case once gave a silent wrong result or a cryptic error; each now gives
+a clear error (what is wrong and what to do) or a documented behaviour.
+"""
+
+import json
+import shutil
+import sqlite3
+import time
+import unicodedata
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from sklearn_cap import (BasePrior, CAPPriorTransformer, ExplanationGuidedClassifier, IGPriorTransformer,
+                         LIMEPriorTransformer, PriorUnion, WordAttributions, segment)
+from sklearn_cap.cache import ScoreCache
+from sklearn_cap.loading import model_registry
+from sklearn_cap.progress import progress
+from sklearn_cap.scorers import BaseScorer, CausalLMScorer, OpenAIScorer, ScoringServerError, Task, build_scorer
+
+from _servers import json_bytes, serve
+from test_classifier import planted_data
+
+X = ["my card has not arrived yet", "i lost my card yesterday please block it",
+     "why was i charged a fee for the transfer", "top up with apple pay", "my transfer is pending"]
+Y = ["card_arrival", "lost_or_stolen_card", "transfer_fee_charged", "top_up_by_apple_pay", "pending_transfer"]
+
+
+def _clf(folder, **kw):
+    params = dict(beta=0, epochs=1, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False,
+                  attribution="grad_input")
+    params.update(kw)
+    return ExplanationGuidedClassifier(folder, **params)
+
+
+def _cap(folder, cache, **kw):
+    return CAPPriorTransformer(CausalLMScorer(folder), n_samples=8, cache_dir=cache, progress_bar=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X_, y_, P = planted_data(40, seed=11)
+    return X_, np.asarray(y_), P
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_encoder, data):
+    return _clf(tiny_encoder).fit(data[0], data[1])
+
+
+# ---- silent wrong results -------------------------------------------------
+
+def test_segment_keeps_combining_marks_together():
+    assert segment("नमस्ते दुनिया")[0] == ["नमस्ते", "दुनिया"]  # vowel signs are marks, not word breaks
+    nfd = unicodedata.normalize("NFD", "café déjà vu")
+    words, spans = segment(nfd)
+    assert len(words) == 3 and all(nfd[s:e] == w for w, (s, e) in zip(words, spans))
+
+
+def test_one_label_label_space_is_refused(tiny_llm, tmp_path):
+    with pytest.raises(ValueError, match="Only one class"):
+        _cap(tiny_llm, tmp_path).fit(X[:2], ["card_arrival", "card_arrival"])
+    with pytest.raises(ValueError, match="Only one class"):
+        _cap(tiny_llm, tmp_path, labels=["card_arrival"]).fit(X[:1], ["card_arrival"])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_too_few_masks_are_refused(tiny_llm, tmp_path, n):
+    with pytest.raises(ValueError, match=r"'n_samples' parameter .* range \[8, inf\)"):
+        CAPPriorTransformer(CausalLMScorer(tiny_llm), n_samples=n, cache_dir=tmp_path).fit(X, Y)
+
+
+@pytest.mark.parametrize("w", [0, -1.0, float("nan"), float("inf")])
+def test_prior_union_weights_must_be_positive(w):
+    union = PriorUnion([("a", CAPPriorTransformer()), ("b", CAPPriorTransformer())], weights={"a": w})
+    with pytest.raises(ValueError, match="weights must be finite numbers > 0.*'drop'"):
+        union.fit(X, Y)
+
+
+@pytest.mark.parametrize("params", [{"warmup_ratio": 5}, {"weight_decay": -1}, {"beta": None},
+                                    {"learning_rate": 0}, {"max_grad_norm": -1.0}, {"optimizer": "adam"}])
+def test_out_of_range_training_params_are_refused(tiny_encoder, data, params):
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"'{name}' parameter of ExplanationGuidedClassifier"):
+        _clf(tiny_encoder, **params).fit(data[0], data[1])
+
+
+def test_overwritten_model_is_rescored(tiny_llm, tmp_path):
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    folder = tmp_path / "llm"
+    shutil.copytree(tiny_llm, folder)
+    cap = _cap(folder, tmp_path / "cache")
+    first = np.asarray(cap.fit_transform(X, Y))
+    assert cap.n_scored_ > 0
+    cap.fit_transform(X, Y)
+    assert cap.n_scored_ == 0  # same weights: all from the cache
+    torch.manual_seed(123)  # new weights written over the old ones, same path
+    LlamaForCausalLM(AutoConfig.from_pretrained(folder)).save_pretrained(folder)
+    model_registry.clear()
+    second = np.asarray(cap.fit_transform(X, Y))
+    assert cap.n_scored_ > 0 and not np.allclose(first, second, equal_nan=True)
+
+
+def test_demo_refuses_a_negative_class_count(capsys):
+    from sklearn_cap.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--n-classes", "-2"])
+    assert exc.value.code == 2 and "must be an integer >= 2" in capsys.readouterr().err
+
+
+# ---- cryptic errors -------------------------------------------------------
+
+def test_empty_collections(tiny_encoder, tiny_llm, fitted, tmp_path):
+    with pytest.raises(ValueError, match="X is empty: 0 texts"):
+        _clf(tiny_encoder).fit([], [])
+    with pytest.raises(ValueError, match="X is empty: 0 texts"):
+        fitted.predict([])
+    with pytest.raises(ValueError, match="X is empty: 0 texts"):
+        _cap(tiny_llm, tmp_path).fit_transform([], [])
+
+
+def test_explain_takes_one_label_for_every_text(fitted, data):
+    one = fitted.explain(data[0][:3], target=data[1][0])
+    assert one.targets.tolist() == [data[1][0]] * 3
+    with pytest.raises(ValueError, match="not seen in fit"):
+        fitted.explain(["x"], target="a")
+
+
+def test_wrongly_typed_params(tiny_llm, tiny_encoder, data, tmp_path):
+    with pytest.raises(ValueError, match="'lam' parameter"):
+        _cap(tiny_llm, tmp_path, lam="0.1").fit(X, Y)
+    with pytest.raises(ValueError, match="'model' parameter"):
+        _clf(None).fit(data[0], data[1])
+
+
+def test_unloadable_models_fail_fast(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="did you mean 'embedding'"):
+        CAPPriorTransformer("embeding").fit(X, Y)
+    with pytest.raises(FileNotFoundError, match="not an existing folder or file"):
+        CAPPriorTransformer(str(tmp_path / "no_such_model")).fit(X, Y)
+    with pytest.raises(FileNotFoundError, match="not an existing folder or file"):
+        ExplanationGuidedClassifier(str(tmp_path / "missing.gguf"), beta=0).fit(X, Y)
+    with pytest.raises((OSError, ValueError), match="not in the Hugging Face cache|did you mean"):
+        build_scorer("surely-not-a-cached-model-xyz")
+    assert time.perf_counter() - t0 < 20  # no minute of hub retries
+
+
+@pytest.mark.parametrize("rs", [np.random.RandomState(0), np.random.default_rng(0)])
+def test_random_state_objects(tiny_encoder, tiny_llm, data, tmp_path, rs):
+    clf = _clf(tiny_encoder, random_state=rs).fit(data[0], data[1])
+    assert clf.predict(data[0][:2]).shape == (2,)
+    cap = _cap(tiny_llm, tmp_path, random_state=rs).fit(X, Y)
+    assert isinstance(cap.seed_, int)
+
+
+def test_max_length_over_the_model_limit(tiny_encoder, data):
+    with pytest.raises(ValueError, match="max_length=4096 is over this model's limit of 128"):
+        _clf(tiny_encoder, max_length=4096).fit(data[0], data[1])
+
+
+def test_early_stopping_on_too_few_texts(tiny_encoder):
+    with pytest.raises(ValueError, match="early_stopping holds out .* too few texts"):
+        _clf(tiny_encoder, early_stopping=True).fit(["card late", "lost card", "fee why"], ["a", "b", "a"])
+
+
+def test_union_without_names():
+    with pytest.raises(TypeError, match=r"\(name, transformer\) pairs"):
+        PriorUnion([CAPPriorTransformer()]).fit(X, Y)
+
+
+def test_step_and_sample_counts(tiny_encoder, fitted, data):
+    with pytest.raises(ValueError, match="'n_steps' parameter of IGPriorTransformer"):
+        IGPriorTransformer(_clf(tiny_encoder), n_steps=0).fit(data[0], data[1])
+    for n in (0, 1):
+        with pytest.raises(ValueError, match="'num_samples' parameter of LIMEPriorTransformer"):
+            LIMEPriorTransformer(_clf(tiny_encoder), num_samples=n).fit(data[0], data[1])
+    with pytest.raises(ValueError, match="batch_size == 0, must be >= 1"):
+        fitted.explain(data[0][:2], batch_size=0)
+
+
+def test_corrupt_cache_names_its_path(tiny_llm, tmp_path):
+    (tmp_path / "scores.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OSError, match=f"{tmp_path / 'scores.sqlite'} cannot be used.*move or delete it"):
+        _cap(tiny_llm, tmp_path).fit_transform(X, Y)
+
+
+def test_read_only_cache_serves_reads(tmp_path):
+    writer = ScoreCache(tmp_path)
+    writer.put_many({"a": -1.0})
+    writer.close()
+    ro = ScoreCache(tmp_path, read_only=True)
+    with pytest.warns(UserWarning, match="read-only"):
+        assert ro.get_many(["a", "b"]) == {"a": -1.0}
+    ro.put_many({"b": -2.0})  # kept in memory: served, never written
+    assert ro.get_many(["a", "b"]) == {"a": -1.0, "b": -2.0}
+    ro.close()
+    assert ScoreCache(tmp_path).get_many(["b"]) == {}
+
+
+def _task():
+    return Task.from_labels(Y)
+
+
+@pytest.mark.parametrize("payload, msg", [
+    (b'{"choices": [{"index": 0, "logpr', "not JSON"),
+    (b"<html><body>Bad gateway</body></html>", "not JSON"),
+    (b"[1, 2, 3]", "not a completions response"),
+])
+def test_server_answers_that_are_not_completions(payload, msg):
+    with serve(lambda m, p, b: (200, payload, 0)) as url:
+        with pytest.raises(ScoringServerError, match=f"{url}/v1/completions.*{msg}"):
+            OpenAIScorer(url + "/v1", "m", max_retries=0).score(["hi"], ["card arrival"], _task())
+
+
+@pytest.mark.parametrize("value", [float("nan"), "-1.5", None, True])
+def test_server_logprobs_that_are_not_numbers(value):
+    def handler(m, p, b):
+        prompt = json.loads(b)["prompt"][0]
+        lp = {"tokens": [prompt, " x"], "text_offset": [0, len(prompt)], "token_logprobs": [value, -1.0]}
+        body = json.dumps({"choices": [{"index": 0, "logprobs": lp}]}).encode()  # NaN becomes the NaN literal
+        return 200, body, 0
+
+    with serve(handler) as url:
+        with pytest.raises(ScoringServerError, match="expected a finite number"):
+            OpenAIScorer(url + "/v1", "m", max_retries=0).score(["hi"], ["card arrival"], _task())
+
+
+def test_non_finite_scores_never_reach_the_cache(tmp_path):
+    class NaNScorer(BaseScorer):
+        identity = "nan-scorer"
+
+        def _score(self, texts, answers, task, progress_bar):
+            return np.full(len(texts), np.nan)
+
+    cap = CAPPriorTransformer(NaNScorer(), n_samples=8, cache_dir=tmp_path, progress_bar=False)
+    with pytest.raises(ValueError, match="a log-probability is finite and <= 0"):
+        cap.fit_transform(X, Y)
+    assert len(ScoreCache(tmp_path)) == 0
+
+
+def test_timeout_bounds_a_trickling_server():
+    body = json_bytes({"choices": []}) * 20
+    with serve(lambda m, p, b: (200, body, 0, 0.05)) as url:  # one byte every 50 ms: ~30 s in all
+        t0 = time.perf_counter()
+        with pytest.raises(ScoringServerError, match="timeout 1.0s"):
+            OpenAIScorer(url + "/v1", "m", timeout=1.0, max_retries=0).score(["hi"], ["card arrival"], _task())
+        assert time.perf_counter() - t0 < 4
+
+
+@pytest.mark.parametrize("dataset", ["clinc150", "hwu64"])
+def test_demo_subset_on_other_data_sets(data_home, dataset):
+    from sklearn_cap.__main__ import DEFAULT_SEED_LABEL
+    from sklearn_cap.datasets import load_clinc150, load_hwu64
+    from sklearn_cap.experiment import confusable_classes
+
+    loader = {"clinc150": load_clinc150, "hwu64": load_hwu64}[dataset]
+    _, y = loader("train", data_home=data_home, return_X_y=True)
+    classes = confusable_classes(y, 5, seed_label=DEFAULT_SEED_LABEL.get(dataset))
+    assert len(classes) == 5 and set(classes) <= set(y)
+
+
+def test_demo_names_a_wrong_seed_label(data_home, capsys):
+    from sklearn_cap.__main__ import main
+
+    with pytest.raises(SystemExit, match="'card_arrival' is not an intent of clinc150"):
+        main(["demo", "--dataset", "clinc150", "--seed-label", "card_arrival", "--data-home", data_home])
+
+
+def test_offline_download_names_data_set_folder_and_variable(tmp_path, monkeypatch):
+    from sklearn_cap import datasets
+
+    with serve(lambda m, p, b: (200, b"", 0)) as url:
+        pass  # closed port: the download fails as it does offline
+    monkeypatch.setattr(datasets, "_BANKING_URL", url + "/{split}.csv")
+    with pytest.raises(OSError, match=rf"banking77 split 'test' is not in {tmp_path / 'banking77'}.*SKLEARN_CAP_DATA"):
+        datasets.load_banking77("test", data_home=tmp_path)
+
+
+def test_priors_command_refuses_more_texts_than_there_are(data_home):
+    from sklearn_cap.__main__ import main
+
+    with pytest.raises(SystemExit, match="--n-texts 100000 is more than the 3080"):
+        main(["priors", "--n-texts", "100000", "--data-home", data_home])
+
+
+# ---- the prior contract ---------------------------------------------------
+
+def test_beta_without_prior_values_raises(tiny_encoder, tiny_llm, data, tmp_path):
+    X_, y_, _ = data
+    cap = _cap(tiny_llm, tmp_path)
+    unlabelled = cap.fit(X_, y_).transform(X_)  # texts only, like TargetEncoder.fit().transform()
+    with pytest.raises(ValueError, match="beta=1.0 but X carries no prior values.*fit_transform"):
+        _clf(tiny_encoder, beta=1.0).fit(unlabelled, y_)
+    with pytest.raises(ValueError, match="carries no prior values"):
+        _clf(tiny_encoder, beta=0.5).fit(X_, y_)
+    assert _clf(tiny_encoder, beta=1.0).fit(cap.fit_transform(X_, y_), y_).history_[0]["attr"] > 0
+
+
+class FirstWordPrior(BasePrior):
+    """A third-party prior written against the public contract: the first word matters."""
+
+    def __init__(self, strength=1.0):
+        self.strength = strength
+
+    def fit(self, X, y):
+        self.n_seen_ = len(self.check_fit_data(X, y)[0])
+        return self
+
+    def compute_priors(self, X, y):
+        texts, _ = self.check_fit_data(X, y)
+        wa = WordAttributions(texts)
+        return wa.with_values(np.where(np.arange(wa.width) == 0, self.strength, 0.0)[None].repeat(len(wa), 0))
+
+
+def test_third_party_prior_joins_a_union_and_a_pipeline(tiny_encoder, tiny_llm, data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    X_, y_, _ = data
+    union = PriorUnion([("first", FirstWordPrior()), ("cap", _cap(tiny_llm, tmp_path))])
+    P = np.asarray(union.fit_transform(X_, y_))
+    assert P.shape == WordAttributions(X_).shape and np.isfinite(P[:, 0]).all()
+    assert not union.transform(X_).has_values
+    pipe = Pipeline([("priors", union), ("clf", _clf(tiny_encoder, beta=1.0))])
+    gs = GridSearchCV(pipe, {"priors__first__strength": [1.0, 2.0]}, cv=2, error_score="raise").fit(X_, y_)
+    assert gs.best_estimator_.named_steps["priors"].named_transformers_["first"].n_seen_ == len(X_)
+
+
+# ---- global state and smaller items ---------------------------------------
+
+def test_fit_leaves_the_global_torch_generator_alone(tiny_encoder, data):
+    torch.manual_seed(7)
+    state = torch.random.get_rng_state()
+    clf = _clf(tiny_encoder).fit(data[0], data[1])
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert clf.device_.type == "cpu"
+
+
+def test_model_registry_clear(tiny_llm):
+    CausalLMScorer(tiny_llm).score(["hi"], ["card arrival"], _task())
+    assert len(model_registry) >= 1
+    model_registry.clear()
+    assert len(model_registry) == 0
+
+
+def test_binary_decision_function_shape_and_roc_auc(tiny_encoder, data):
+    X_, y_, _ = data
+    clf = _clf(tiny_encoder).fit(X_, y_)
+    scores = clf.decision_function(X_[:5])
+    assert scores.shape == (5,)
+    assert np.allclose(scores, np.diff(clf.forward(clf.encode(X_[:5])), axis=1).ravel(), atol=1e-6)
+    auc = cross_val_score(_clf(tiny_encoder), X_, y_, cv=2, scoring="roc_auc", error_score="raise")
+    assert auc.shape == (2,) and np.isfinite(auc).all()
+
+
+def test_progress_bars_off_when_stderr_is_not_a_terminal():
+    with progress(range(3), enabled="auto") as bar:  # pytest captures stderr: not a TTY
+        assert bar.disable
+    with progress(range(3), enabled=False) as bar:
+        assert bar.disable
