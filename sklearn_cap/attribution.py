@@ -149,7 +149,7 @@ def gradient_x_input(model, embeds, attention_mask, target, *, create_graph=Fals
 
 
 def integrated_gradients(model, embeds, attention_mask, target, baseline, *, n_steps=32, create_graph=False,
-                         internal_batch_size=None):
+                         internal_batch_size=None, alphas=None):
     """Integrated Gradients (Sundararajan et al. 2017) of ``log P(target)`` per token.
 
     A right Riemann sum over ``n_steps`` points ``baseline + (k / n_steps) *
@@ -169,31 +169,43 @@ def integrated_gradients(model, embeds, attention_mask, target, baseline, *, n_s
         Keep the graph so that a loss on the attribution can be trained.
     internal_batch_size : int, default=None
         Most interpolated rows per pass; None runs every point at once.
+    alphas : torch.Tensor of shape (k, n), default=None
+        Interpolation points per step and text, in (0, 1], instead of the
+        Riemann grid. One uniform draw per text (``k = 1``) is *stochastic
+        IG*: an unbiased estimate of IG's path integral, as expected
+        gradients uses for attribution priors (Erion et al. 2021).
 
     Returns
     -------
     attributions : torch.Tensor of shape (n, t)
-    logits : torch.Tensor of shape (n, n_classes)
-        The logits at the input itself (the last point of the sum), which a
-        training step reuses for its cross-entropy.
+    logits : torch.Tensor of shape (n, n_classes) or None
+        The logits at the input itself (the last point of the Riemann sum),
+        which a training step reuses for its cross-entropy; None with
+        ``alphas``, whose points need not include the input.
     """
-    m = int(n_steps)
-    if m < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
     n = embeds.shape[0]
+    if alphas is None:
+        m = int(n_steps)
+        if m < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}.")
+        alphas = (torch.arange(1, m + 1, dtype=embeds.dtype, device=embeds.device) / m)[:, None].expand(m, n)
+        at_input = True
+    else:
+        alphas = alphas.to(embeds.dtype)
+        m, at_input = alphas.shape[0], False
     delta = embeds - baseline
     per_pass = m if internal_batch_size is None else max(1, int(internal_batch_size) // max(n, 1))
     grad_sum, logits = torch.zeros_like(embeds), None
     for start in range(0, m, per_pass):
-        ks = torch.arange(start + 1, min(start + per_pass, m) + 1, dtype=embeds.dtype, device=embeds.device)
-        path = (baseline.unsqueeze(0) + (ks / m)[:, None, None, None] * delta.unsqueeze(0)).reshape(-1, *embeds.shape[1:])
+        a = alphas[start : start + per_pass]  # (k, n)
+        path = (baseline.unsqueeze(0) + a[:, :, None, None] * delta.unsqueeze(0)).reshape(-1, *embeds.shape[1:])
         if not path.requires_grad:
             path.requires_grad_(True)
-        out, lp = _target_logprob(model, path, attention_mask.repeat(len(ks), 1), target.repeat(len(ks)),
+        out, lp = _target_logprob(model, path, attention_mask.repeat(len(a), 1), target.repeat(len(a)),
                                   create_graph)
         (grad,) = torch.autograd.grad(lp.sum(), path, create_graph=create_graph)
-        grad_sum = grad_sum + grad.reshape(len(ks), *embeds.shape).sum(0)
-        if start + len(ks) == m:
+        grad_sum = grad_sum + grad.reshape(len(a), *embeds.shape).sum(0)
+        if at_input and start + len(a) == m:
             logits = out[-n:]
     return (delta * grad_sum / m).sum(-1), logits
 

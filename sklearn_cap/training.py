@@ -83,8 +83,8 @@ class TrainingMixin:
     Expects of the class: ``model_``, ``device_``, the parameters ``epochs``,
     ``batch_size``, ``learning_rate``, ``weight_decay``, ``warmup_ratio``,
     ``optimizer``, ``max_grad_norm``, ``beta``, ``normalization``,
-    ``callbacks``, ``progress_bar``, and the methods ``forward`` and
-    ``word_attributions``.
+    ``callbacks``, ``progress_bar``, and the methods ``forward``,
+    ``word_attributions`` and ``autocast``.
     """
 
     def initialize_optimizer(self):
@@ -140,7 +140,8 @@ class TrainingMixin:
     def train_step(self, batch, target, prior):
         """One optimisation step; returns the batch's ``loss``, ``ce`` and ``attr`` as floats."""
         self.optimizer_.zero_grad(set_to_none=True)
-        loss, parts = self.get_loss(batch, target, prior)
+        with self.autocast():
+            loss, parts = self.get_loss(batch, target, prior)
         loss.backward()
         if self.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model_.parameters(), float(self.max_grad_norm))

