@@ -1,32 +1,42 @@
-"""The paper's results table on BANKING77, HWU64 and CLINC150 with the embedded models.
+"""The paper's experiments on the full label spaces, cell by cell, resumable.
 
-Rows: vanilla, IG, LIME, CAP, CAP Hybrid (mean), CAP Hybrid (max), with CAP
-from the embedding scorer and from the embedded LLM as separate rows.
-Columns: 5-shot accuracy, keyword-addition and keyword-replacement adversarial
-accuracy, and the faithfulness (comprehensiveness, sufficiency) of each
-model's own IG explanations. Each cell is the mean and standard deviation
-over training seeds; the 5-shot sample is fixed per data set.
+A *cell* is one (data set, setting, seed, method) run: draw the seed's
+training sample, compute the method's priors, train the classifier, and
+score it on the full test split, the stored keyword-addition and
+keyword-replacement sets (``benchmarks/adversarial/``), the hand-written
+adversarial set (``benchmarks/adversarial/handwritten/``), and the
+faithfulness of its explanations. Each finished cell is appended to
+``benchmarks/results/cells.jsonl`` with every setting it actually used,
+its seconds and the per-text correctness (for paired comparisons), so a
+killed run loses at most the cell in flight and a re-run skips finished
+cells. Priors are kept per seed in a local cache (``$SKLEARN_CAP_CACHE/
+experiments``), LLM scores in the score cache.
 
-This machine has 2 CPU cores, so the setting is reduced and says so: a
-confusable subset of ``--n-classes`` intents per data set (the seed intent
-and its nearest intents by name embedding), ``--max-test`` test texts, CAP
-with ``--n-samples`` masks (LLM) and 100 (embedding), ``--epochs`` epochs.
-The full-data setting is not run.
-
-Every finished cell is appended to ``benchmarks/results/cells.jsonl``, so
-the table can be built across several sessions: a re-run skips finished
-cells, and LLM scores come from the persistent cache. ``--write-doc``
-rebuilds ``doc/results.rst`` from the cells alone.
+Settings: ``5-shot`` and ``10-shot`` (a new sample of k texts per intent for
+every seed, ``sample_few_shot(random_state=seed)``), ``full`` (the whole
+training split). Methods: ``vanilla``, ``ig``, ``lime``, ``cap_emb``,
+``cap_llm``, ``hybrid_mean``, ``hybrid_max`` (CAP from the embedding scorer
+fused with IG and LIME), with IG and LIME priors from reference models
+cross-fitted over 3 folds; ablations ``ig_insample``, ``lime_insample``,
+``hybrid_mean_insample`` (priors explaining the seed's own vanilla model),
+``cap_desc`` (CAP from label descriptions), ``hybrid_mean_ig`` (IG in the
+loss) and ``hybrid_mean_beta<b>``.
 
 Run::
 
-    python benchmarks/reproduce.py --seeds 0 1 2 && python benchmarks/reproduce.py --write-doc
+    python benchmarks/reproduce.py run --dataset banking77 --setting 5-shot --seeds 0 1 2 3 4 [--methods ...]
+    python benchmarks/reproduce.py plan          # the grid in runs of at most two hours
+    python benchmarks/reproduce.py --write-doc   # doc/results.rst from the cells alone
 """
 
 import argparse
+import base64
+import csv
+import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,208 +45,330 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CELLS = HERE / "results" / "cells.jsonl"
-DOC = HERE.parent / "doc" / "results.rst"
+ADVERSARIAL = HERE / "adversarial"
+DESCRIPTIONS = HERE / "label_descriptions"
 
-DATASETS = {  # data set -> seed intent of the confusable subset
-    "banking77": "card_arrival",
-    "hwu64": "alarm_set",
-    "clinc150": "transfer",
+SETTINGS = {  # name -> (texts per intent or None for all, epochs, batch size)
+    "5-shot": (5, 15, 16),
+    "10-shot": (10, 10, 16),
+    "full": (None, 3, 32),
 }
-ROWS = [
-    ("vanilla", "vanilla", None),
-    ("IG", "ig", None),
-    ("LIME", "lime", None),
-    ("CAP (embedding)", "cap", "embedding"),
-    ("CAP (LLM)", "cap", "llm"),
-    ("CAP Hybrid mean (embedding)", "cap_hybrid_mean", "embedding"),
-    ("CAP Hybrid mean (LLM)", "cap_hybrid_mean", "llm"),
-    ("CAP Hybrid max (embedding)", "cap_hybrid_max", "embedding"),
-    ("CAP Hybrid max (LLM)", "cap_hybrid_max", "llm"),
-]
-METRICS = [("accuracy", "5-shot acc."), ("adv_addition", "adv. addition"), ("adv_replacement", "adv. replacement"),
-           ("comprehensiveness", "compr. ↑"), ("sufficiency", "suff. ↓")]
+METHODS = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max"]
+ABLATIONS = ["ig_insample", "lime_insample", "hybrid_mean_insample", "cap_desc", "hybrid_mean_ig",
+             "hybrid_mean_beta0.1", "hybrid_mean_beta0.3", "hybrid_mean_beta3"]
+FAITHFULNESS_TEXTS = 500
+CV = 3
+
+
+def config(setting):
+    """Every setting of a cell, as recorded with it."""
+    per_class, epochs, batch = SETTINGS[setting]
+    return {
+        "classifier": {"model": "embedded MiniLM-L6 (all-MiniLM-L6-v2)", "pooling": "auto (mean)", "epochs": epochs,
+                       "batch_size": batch, "learning_rate": 1e-4, "beta": 1.0, "attribution": "grad_input",
+                       "precision": "bfloat16", "max_length": 128},
+        "per_class": per_class,
+        "cap": {"n_samples": 100, "lam": 0.1, "embedding_precision": "bfloat16", "llm": "embedded SmolLM2-135M-Instruct"},
+        "ig_prior": {"n_steps": 20, "cv": CV},
+        "lime_prior": {"num_samples": 500, "cv": CV},
+        "fusion": {"normalization": "minmax"},
+        "faithfulness": {"texts": FAITHFULNESS_TEXTS, "k": [0.01, 0.05, 0.1, 0.2, 0.5], "ig_steps": 16},
+    }
+
+
+# -- data ------------------------------------------------------------------
+
+def load(dataset, data_home):
+    from sklearn_cap import datasets
+
+    loader = getattr(datasets, f"load_{dataset}")
+    X, y = loader("train", data_home=data_home, return_X_y=True)
+    X_test, y_test = loader("test", data_home=data_home, return_X_y=True)
+    return list(X), y, list(X_test), y_test
+
+
+def stored_sets(dataset):
+    """The stored adversarial sets: name -> (texts, labels); hand-written ones when present."""
+    sets = {}
+    for kind in ("addition", "replacement"):
+        rows = list(csv.DictReader(open(ADVERSARIAL / f"{dataset}_{kind}.csv", encoding="utf-8")))
+        sets[f"adv_{kind}"] = ([r["text"] for r in rows], np.array([r["label"] for r in rows], dtype=object))
+    hand = ADVERSARIAL / "handwritten" / f"{dataset}.csv"
+    if hand.exists():
+        rows = list(csv.DictReader(open(hand, encoding="utf-8")))
+        for kind in ("addition", "replacement"):
+            part = [r for r in rows if r["attack"] == kind]
+            sets[f"hand_{kind}"] = ([r["text"] for r in part], np.array([r["label"] for r in part], dtype=object))
+    return sets
+
+
+def pack(bits):
+    return base64.b64encode(np.packbits(np.asarray(bits, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack(text, n):
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:n].astype(bool)
+
+
+# -- priors, per seed, cached on disk ----------------------------------------
+
+class Seed:
+    """One (data set, setting, seed): its training sample and its priors, computed once and kept on disk."""
+
+    def __init__(self, dataset, setting, seed, data, cache):
+        from sklearn_cap.datasets import sample_few_shot
+
+        X, y, _, _ = data
+        per_class = SETTINGS[setting][0]
+        if per_class is None:
+            self.X, self.y = X, np.asarray(y)
+        else:
+            Xs, ys, _ = sample_few_shot(X, y, per_class, random_state=seed)
+            self.X, self.y = list(Xs), ys
+        self.dataset, self.setting, self.seed = dataset, setting, seed
+        self.labels = sorted(set(np.asarray(y).tolist()))
+        self.cfg = config(setting)
+        digest = hashlib.sha256("\x00".join(self.X).encode()).hexdigest()[:12]
+        self.dir = cache / dataset / setting / f"seed{seed}_{digest}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._mem = {}
+
+    def classifier(self, **kw):
+        from sklearn_cap import ExplanationGuidedClassifier, embedded
+
+        c = self.cfg["classifier"]
+        params = dict(beta=c["beta"], attribution=c["attribution"], epochs=c["epochs"], batch_size=c["batch_size"],
+                      learning_rate=c["learning_rate"], precision=c["precision"], max_length=c["max_length"],
+                      random_state=self.seed, progress_bar=False)
+        params.update(kw)
+        return ExplanationGuidedClassifier(embedded.ENCODER, **params)
+
+    def prior(self, name, compute):
+        """A prior matrix by name: from memory, from disk, or computed (seconds recorded)."""
+        if name not in self._mem:
+            path = self.dir / f"{name}.npz"
+            if path.exists():
+                z = np.load(path)
+                self._mem[name] = (z["values"], float(z["seconds"]))
+            else:
+                t = time.perf_counter()
+                values = np.asarray(compute(), dtype=float)
+                seconds = time.perf_counter() - t
+                np.savez(path, values=values, seconds=seconds)
+                self._mem[name] = (values, seconds)
+        return self._mem[name]
+
+    def references(self):
+        """The cross-fitted reference models (trained once per seed; their seconds kept on disk)."""
+        if "refs" not in self._mem:
+            from sklearn_cap import IGPriorTransformer
+
+            t = time.perf_counter()
+            self._mem["refs"] = IGPriorTransformer(self.classifier(beta=0), cv=CV).fit_reference(self.X, self.y)
+            (self.dir / "refs_seconds.json").write_text(json.dumps(time.perf_counter() - t))
+        return self._mem["refs"]
+
+    def refs_seconds(self):
+        path = self.dir / "refs_seconds.json"
+        return json.loads(path.read_text()) if path.exists() else 0.0
+
+    def reference_prior(self, kind, in_sample=False, vanilla=None):
+        from sklearn_cap import IGPriorTransformer, LIMEPriorTransformer
+        from sklearn_cap.priors import References
+
+        def compute():
+            refs = References(full=vanilla) if in_sample else self.references()
+            if kind == "ig":
+                prior = IGPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
+                                           n_steps=self.cfg["ig_prior"]["n_steps"], progress_bar=False)
+            else:
+                prior = LIMEPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
+                                             num_samples=self.cfg["lime_prior"]["num_samples"], random_state=self.seed,
+                                             progress_bar=False)
+            return prior.fit_transform_with(refs, self.X, self.y)
+
+        return self.prior(f"{kind}_insample" if in_sample else kind, compute)
+
+    def cap(self, scorer_kind, descriptions=None):
+        from sklearn_cap import CAPPriorTransformer, embedded
+        from sklearn_cap.scorers import CausalLMScorer, EmbeddingScorer
+
+        c = self.cfg["cap"]
+        scorer = (EmbeddingScorer(precision=c["embedding_precision"], batch_size=128) if scorer_kind == "emb"
+                  else CausalLMScorer(embedded.LLM))
+        cap = CAPPriorTransformer(scorer, n_samples=c["n_samples"], lam=c["lam"], labels=self.labels,
+                                  label_descriptions=descriptions, chunk_size=2048, progress_bar=False)
+        name = f"cap_{scorer_kind}" + ("_desc" if descriptions else "")
+        return self.prior(name, lambda: cap.fit_transform(self.X, self.y))
+
+    def fuse(self, priors, aggregate="mean"):
+        """CAP Hybrid: PriorUnion's normalisation and aggregation of the CAP, IG and LIME priors."""
+        from sklearn_cap import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+
+        union = PriorUnion([("cap", CAPPriorTransformer()), ("ig", IGPriorTransformer()),
+                            ("lime", LIMEPriorTransformer())], normalization=self.cfg["fusion"]["normalization"],
+                           aggregate=aggregate)
+        return union.fuse(self.X, priors)
+
+
+# -- one cell ----------------------------------------------------------------
+
+def priors_for(method, s, vanilla):
+    """(prior matrix, seconds of the priors, extra classifier params) of a method."""
+    if method == "vanilla":
+        return None, 0.0, {"beta": 0}
+    base = method
+    extra = {}
+    if method.startswith("hybrid_mean_beta"):
+        extra["beta"] = float(method[len("hybrid_mean_beta"):])
+        base = "hybrid_mean"
+    elif method == "hybrid_mean_ig":
+        extra.update(attribution="ig", n_steps=4)
+        base = "hybrid_mean"
+    in_sample = base.endswith("_insample")
+    base = base.replace("_insample", "")
+    if base in ("ig", "lime"):
+        v, sec = s.reference_prior(base, in_sample, vanilla)
+        return v, sec + (0.0 if in_sample else s.refs_seconds()), extra
+    if base == "cap_emb":
+        return (*s.cap("emb"), extra)
+    if base == "cap_llm":
+        return (*s.cap("llm"), extra)
+    if base == "cap_desc":
+        desc = json.loads((DESCRIPTIONS / f"{s.dataset}.json").read_text())
+        return (*s.cap("emb", descriptions=desc), extra)
+    if base in ("hybrid_mean", "hybrid_max"):
+        (ig, a), (lime, b), (cap, c) = (s.reference_prior("ig", in_sample, vanilla),
+                                        s.reference_prior("lime", in_sample, vanilla), s.cap("emb"))
+        fused = s.fuse({"cap": cap, "ig": ig, "lime": lime}, aggregate=base.split("_")[1])
+        return np.asarray(fused), a + b + c + (0.0 if in_sample else s.refs_seconds()), extra
+    raise ValueError(f"unknown method {method!r}")
+
+
+def evaluate(clf, data, sets, faith_idx, cfg):
+    from sklearn_cap.metrics import faithfulness
+
+    _, _, X_test, y_test = data
+    out, bits = {}, {}
+    for name, (texts, labels) in [("test", (X_test, y_test))] + list(sets.items()):
+        correct = clf.predict(texts) == labels
+        out[name] = float(correct.mean())
+        bits[name] = pack(correct)
+    texts = [X_test[i] for i in faith_idx]
+    for method in ("grad_input", "ig"):
+        ex = clf.explain(texts, method=method, n_steps=cfg["faithfulness"]["ig_steps"], batch_size=16)
+        f = faithfulness(clf, ex, k=tuple(cfg["faithfulness"]["k"]))
+        out[f"comprehensiveness_{method}"] = f["comprehensiveness"]
+        out[f"sufficiency_{method}"] = f["sufficiency"]
+    return out, bits, {name: len(v[0]) for name, v in sets.items()}
+
+
+def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
+    t0 = time.perf_counter()
+    vanilla = vanilla_cache.get("model")
+    if method.endswith("_insample") and vanilla is None:
+        vanilla = vanilla_cache["model"] = s.classifier(beta=0).fit(s.X, s.y)
+    values, prior_s, extra = priors_for(method, s, vanilla)
+    t = time.perf_counter()
+    clf = s.classifier(**extra)
+    clf.fit(s.X, s.y, priors=values) if values is not None else clf.fit(s.X, s.y)
+    train_s = time.perf_counter() - t
+    if method == "vanilla":
+        vanilla_cache["model"] = clf
+    t = time.perf_counter()
+    metrics, bits, sizes = evaluate(clf, data, sets, faith_idx, s.cfg)
+    cfg = dict(s.cfg)
+    cfg["classifier"] = {**cfg["classifier"], **{k: v for k, v in extra.items()}}
+    return {
+        "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "method": method,
+        "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(data[2]), "set_sizes": sizes,
+        "metrics": metrics, "correct": bits,
+        "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
+                    "cell": time.perf_counter() - t0},
+        "config": cfg, "epochs_run": clf.n_epochs_,
+        "machine": {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version()},
+        "commit": _commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except OSError:
+        return ""
 
 
 def load_cells(path=CELLS):
-    path = Path(path)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def cell_key(c):
-    return (c["dataset"], c["row"], c["seed"])
-
-
 def run(args):
-    from sklearn_cap import embedded
+    import torch
+
     from sklearn_cap.cache import get_cache_dir
-    from sklearn_cap.datasets import load_banking77, load_clinc150, load_hwu64, sample_few_shot
-    from sklearn_cap.experiment import (adversarial_sets, confusable_classes, evaluate, fit_method, keywords_from,
-                                        make_methods)
-    from sklearn.base import clone
 
-    loaders = {"banking77": load_banking77, "hwu64": load_hwu64, "clinc150": load_clinc150}
-    cells_path = Path(args.cells)
-    done = {cell_key(c) for c in load_cells(cells_path)}
-    cells_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(os.cpu_count() or 1)
+    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in load_cells()}
+    data = load(args.dataset, args.data_home)
+    sets = stored_sets(args.dataset)
+    faith_idx = np.sort(np.random.default_rng(0).choice(len(data[2]), min(FAITHFULNESS_TEXTS, len(data[2])),
+                                                        replace=False))
+    start = time.perf_counter()
+    CELLS.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        for name in args.datasets:
-            todo = [r for r in ROWS if (name, r[0], seed) not in done]
-            if not todo:
+        s = Seed(args.dataset, args.setting, seed, data, get_cache_dir() / "experiments")
+        vanilla_cache = {}
+        for method in args.methods:
+            if (args.dataset, args.setting, seed, method) in done:
                 continue
-            X, y = loaders[name]("train", data_home=args.data_home, return_X_y=True)
-            Xt, yt = loaders[name]("test", data_home=args.data_home, return_X_y=True)
-            classes = confusable_classes(y, args.n_classes, seed_label=DATASETS[name])
-            mask = np.isin(y, classes)
-            X5, y5, _ = sample_few_shot(X[mask], y[mask], 5, random_state=0)  # fixed per data set
-            test = np.flatnonzero(np.isin(yt, classes))
-            if len(test) > args.max_test:
-                test = np.sort(np.random.default_rng(0).choice(test, args.max_test, replace=False))
-            X5, Xt, yt = list(X5), list(Xt[test]), yt[test]
-            common = dict(epochs=args.epochs, random_state=seed, cache_dir=get_cache_dir(args.cache_dir),
-                          lime_samples=args.lime_samples, beta=args.beta)
-            parts = {"embedding": make_methods(embedded.ENCODER, scorer="embedding", n_samples=100, **common),
-                     "llm": make_methods(embedded.ENCODER, scorer=embedded.LLM, n_samples=args.n_samples, **common)}
-            # The adversarial sets come from CAP (embedding) keywords of the training texts: one set per data set.
-            cap_priors = clone(parts["embedding"]["cap"]).fit_transform(X5, y5)
-            adversarial = adversarial_sets(Xt, yt, keywords_from(cap_priors, y5), random_state=0)
-            print(f"\n{name} seed {seed}: {len(classes)} intents, {len(X5)} training / {len(Xt)} test texts", flush=True)
-            t = time.perf_counter()
-            vanilla = clone(parts["embedding"]["classifier"]).set_params(beta=0).fit(X5, y5)
-            t_vanilla = time.perf_counter() - t
-            for row, method, scorer in todo:
-                t = time.perf_counter()
-                if method == "vanilla":
-                    clf, secs = vanilla, t_vanilla
-                else:
-                    clf, _, secs = fit_method(method, parts[scorer or "embedding"], X5, y5, vanilla=vanilla)
-                t_eval = time.perf_counter()
-                res = evaluate(clf, Xt[: args.faithfulness_texts], yt[: args.faithfulness_texts], {},
-                               explain_steps=args.explain_steps)
-                scores = {"accuracy": float(clf.score(Xt, yt)),
-                          "adv_addition": float(clf.score(adversarial["addition"].texts, adversarial["addition"].labels)),
-                          "adv_replacement": float(clf.score(adversarial["replacement"].texts,
-                                                             adversarial["replacement"].labels)),
-                          "comprehensiveness": res["comprehensiveness"], "sufficiency": res["sufficiency"]}
-                cell = {"dataset": name, "row": row, "seed": seed, **scores, "fit_seconds": round(secs, 1),
-                        "eval_seconds": round(time.perf_counter() - t_eval, 1),
-                        "n_classes": len(classes), "n_train": len(X5), "n_test": len(Xt),
-                        "n_adv": [len(adversarial["addition"]), len(adversarial["replacement"])],
-                        "settings": {k: v for k, v in vars(args).items() if k not in ("seeds", "cells", "doc")}}
-                with open(cells_path, "a") as f:
-                    f.write(json.dumps(cell, default=str) + "\n")
-                print(f"  {row:<30} acc {scores['accuracy']:.3f}  adv+ {scores['adv_addition']:.3f}  "
-                      f"adv~ {scores['adv_replacement']:.3f}  compr {scores['comprehensiveness']:.3f}  "
-                      f"suff {scores['sufficiency']:.3f}  ({secs:.0f}+{time.perf_counter() - t_eval:.0f} s)",
-                      flush=True)
+            if args.max_minutes and (time.perf_counter() - start) / 60 > args.max_minutes:
+                print(f"time budget of {args.max_minutes} min used; stopping before {method}, seed {seed}")
+                return
+            cell = run_cell(method, s, data, sets, faith_idx, vanilla_cache)
+            with open(CELLS, "a") as f:
+                f.write(json.dumps(cell) + "\n")
+            m = cell["metrics"]
+            print(f"{args.dataset} {args.setting} seed {seed} {method:<22} acc {m['test']:.3f} "
+                  f"add {m['adv_addition']:.3f} repl {m['adv_replacement']:.3f} "
+                  f"({cell['seconds']['cell']:.0f} s)", flush=True)
 
 
-def write_doc(args):
-    cells = load_cells(args.cells)
-    if not cells:
-        sys.exit("no cells yet: run benchmarks/reproduce.py first")
-    s0 = cells[0]["settings"]
-    lines = [
-        "Results",
-        "=======",
-        "",
-        "Every number on this page was produced by ``benchmarks/reproduce.py`` on this project's",
-        "2-core CPU machine, read back from ``benchmarks/results/cells.jsonl``. Regenerate with::",
-        "",
-        "    python benchmarks/reproduce.py --seeds 0 1 2 && python benchmarks/reproduce.py --write-doc",
-        "",
-        "Setting (reduced to fit the machine, as the script's docstring says): for each data set, a",
-        f"confusable subset of {s0['n_classes']} intents (a seed intent and its nearest intents by name",
-        "embedding), the 5-shot training sample fixed per data set (``random_state=0``), at most",
-        f"{s0['max_test']} test texts of those intents, the embedded MiniLM-L6 classifier trained "
-        f"{s0['epochs']} epochs",
-        f"(``beta={s0['beta']}``, gradient x input in the loss), CAP with ``n_samples=100`` (embedding scorer) and",
-        f"``n_samples={s0['n_samples']}`` (embedded SmolLM2-135M LLM), ``lam=0.1``, LIME ``num_samples={s0['lime_samples']}``,",
-        "IG priors with 20 steps. IG and LIME priors explain the seed's vanilla model. Adversarial sets",
-        "(keyword addition / replacement) are built once per data set from CAP (embedding) keywords of the",
-        f"training texts. Faithfulness is measured on the first {s0['faithfulness_texts']} test texts, on each model's own IG",
-        f"explanations ({s0['explain_steps']} steps) of its predicted class, AOPC over k = 1, 5, 10, 20, 50 %.",
-        "The full-data setting was not run. Cells read ``mean ± std (n seeds)``; a missing",
-        "cell was not run yet.",
-        "",
-    ]
-    for name in DATASETS:
-        ds = [c for c in cells if c["dataset"] == name]
-        if not ds:
-            lines += [f"{name}", "-" * len(name), "", "Not run yet.", ""]
-            continue
-        lines += [f"{name}", "-" * len(name), "",
-                  f"{ds[0]['n_classes']} intents, {ds[0]['n_train']} training texts, {ds[0]['n_test']} test texts, "
-                  f"adversarial sets of {ds[0]['n_adv'][0]} (addition) and {ds[0]['n_adv'][1]} (replacement) texts.",
-                  ""]
-        header = ["method"] + [h for _, h in METRICS] + ["fit s / seed", "eval s / seed"]
-        table = []
-        for row, _, _ in ROWS:
-            rc = [c for c in ds if c["row"] == row]
-            if not rc:
-                table.append([row] + ["—"] * (len(METRICS) + 2))
-                continue
-            cells_row = [row]
-            for key, _ in METRICS:
-                v = np.array([c[key] for c in rc], dtype=float)
-                spread = f"{v.std(ddof=1):.3f}" if len(v) > 1 else "n/a"
-                cells_row.append(f"{v.mean():.3f} ± {spread} ({len(v)})")
-            cells_row.append(f"{np.mean([c['fit_seconds'] for c in rc]):.0f}")
-            cells_row.append(f"{np.mean([c['eval_seconds'] for c in rc]):.0f}")
-            table.append(cells_row)
-        widths = [max(len(r[i]) for r in [header] + table) for i in range(len(header))]
-        rule = "  ".join("=" * w for w in widths)
-        lines += [rule, "  ".join(h.ljust(w) for h, w in zip(header, widths)), rule]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table]
-        lines += [rule, ""]
-    lines += ["Summary", "-------", "",
-              "Computed from the cells above: the best row by 5-shot accuracy, and CAP Hybrid mean minus",
-              "vanilla per column (a difference of means: positive is better for CAP Hybrid in every column",
-              "but sufficiency, where lower is better). Where CAP does not win, this says so.", ""]
-    for name in DATASETS:
-        ds = [c for c in cells if c["dataset"] == name]
-        means = {row: {k: np.mean([c[k] for c in ds if c["row"] == row]) for k, _ in METRICS}
-                 for row, _, _ in ROWS if any(c["row"] == row for c in ds)}
-        if "vanilla" not in means:
-            continue
-        best = max(means, key=lambda r: means[r]["accuracy"])
-        lines.append(f"* {name}: best accuracy {best} ({means[best]['accuracy']:.3f}).")
-        for hybrid in ("CAP Hybrid mean (embedding)", "CAP Hybrid mean (LLM)"):
-            if hybrid in means:
-                diff = {k: means[hybrid][k] - means["vanilla"][k] for k, _ in METRICS}
-                lines.append(f"  {hybrid} - vanilla: accuracy {diff['accuracy']:+.3f}, adv. addition "
-                             f"{diff['adv_addition']:+.3f}, adv. replacement {diff['adv_replacement']:+.3f}, "
-                             f"comprehensiveness {diff['comprehensiveness']:+.3f}, sufficiency {diff['sufficiency']:+.3f}.")
-    lines += ["", "Compute: ``fit s`` includes the method's priors (CAP scoring from an empty cache on the first",
-              "seed, cached after) and its training; the vanilla model's own training is in the vanilla row.",
-              "The first BANKING77 seed ran while other jobs shared the two cores, so its seconds are inflated",
-              "(its later seeds and the other data sets ran alone).",
-              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU.", ""]
-    Path(args.doc).write_text("\n".join(lines))
-    print(f"wrote {args.doc}")
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-doc", action="store_true", help="rebuild doc/results.rst from the cells")
+    sub = parser.add_subparsers(dest="command")
+    r = sub.add_parser("run", help="run (and append) missing cells")
+    r.add_argument("--dataset", choices=["banking77", "clinc150", "hwu64"], required=True)
+    r.add_argument("--setting", choices=list(SETTINGS), required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    r.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS + ABLATIONS)
+    r.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this many minutes")
+    r.add_argument("--data-home", default=None)
+    sub.add_parser("plan", help="print the grid in runs of at most two hours")
+    args = parser.parse_args(argv)
+    if args.write_doc:
+        from results_doc import write_doc
 
+        write_doc(load_cells())
+    elif args.command == "run":
+        run(args)
+    elif args.command == "plan":
+        from results_doc import plan
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--n-classes", type=int, default=10)
-    p.add_argument("--max-test", type=int, default=200)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--n-samples", type=int, default=32, help="CAP masks per text with the LLM scorer")
-    p.add_argument("--lime-samples", type=int, default=300)
-    p.add_argument("--faithfulness-texts", type=int, default=100)
-    p.add_argument("--explain-steps", type=int, default=8)
-    p.add_argument("--data-home", default=None)
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--cells", default=str(CELLS), help="where finished cells are appended")
-    p.add_argument("--doc", default=str(DOC), help="the page --write-doc writes")
-    p.add_argument("--write-doc", action="store_true", help="only rebuild doc/results.rst from the cells")
-    args = p.parse_args()
-    write_doc(args) if args.write_doc else run(args)
+        plan(load_cells())
+    else:
+        parser.print_help()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -71,7 +71,7 @@ def _partner(keywords):
     return {c: classes[int(np.argmax(overlap[i]))] for i, c in enumerate(classes)}
 
 
-def make_adversarial(texts, labels, keywords, *, kind="addition", random_state=None):
+def make_adversarial(texts, labels, keywords, *, kind="addition", partners=None, random_state=None):
     """Turn a test set into its keyword-addition or keyword-replacement version.
 
     Parameters
@@ -82,6 +82,10 @@ def make_adversarial(texts, labels, keywords, *, kind="addition", random_state=N
     keywords : dict of label -> list of (word, score)
         From :func:`sklearn_cap.metrics.class_keywords` on training priors.
     kind : {"addition", "replacement"}
+    partners : dict of label -> label, default=None
+        Each class's confusable class; by default the class whose keywords
+        overlap most (:func:`sklearn_cap.metrics.keyword_overlap`).
+        :func:`sklearn_cap.keywords.confusable_partners` gives a method-free one.
     random_state : int, RandomState or None
 
     Returns
@@ -104,7 +108,7 @@ def make_adversarial(texts, labels, keywords, *, kind="addition", random_state=N
     if missing:
         raise ValueError(f"No keywords for labels {missing[:5]}; compute class_keywords on data with these classes.")
     rng = check_random_state(random_state)
-    partner = _partner(keywords)
+    partner = _partner(keywords) if partners is None else partners
     out_texts, out_labels, edits, skipped = [], [], [], 0
     for i, (text, label) in enumerate(zip(texts, labels.tolist())):
         other = partner[label]

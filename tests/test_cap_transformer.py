@@ -183,3 +183,19 @@ def test_sklearn_protocol(tiny_llm, tmp_path):
     assert again.n_scored_ == 0
     with pytest.raises(Exception, match="not fitted"):
         clone(cap).transform(X)
+
+
+def test_adaptive_sampling_uses_a_prefix_of_the_masks(tiny_llm, tmp_path):
+    full = _cap(tiny_llm, tmp_path, n_samples=48)
+    P_full = np.asarray(full.fit_transform(X, Y))
+    assert (full.n_masks_ == 48).all()
+    adaptive = _cap(tiny_llm, tmp_path, n_samples=48, adaptive=True, adaptive_tol=0.5)
+    P = np.asarray(adaptive.fit_transform(X, Y))
+    # every mask it used was one of the full run's: all from the cache
+    assert adaptive.n_scored_ == 0 and (adaptive.n_masks_ >= 16).all() and (adaptive.n_masks_ <= 48).all()
+    # a text that used all 48 masks has the full run's prior
+    done = adaptive.n_masks_ == 48
+    assert np.allclose(P[done], P_full[done], equal_nan=True)
+    strict = _cap(tiny_llm, tmp_path, n_samples=48, adaptive=True, adaptive_tol=0.999).fit(X, Y)
+    strict.compute_priors(X, Y)
+    assert (strict.n_masks_ >= adaptive.n_masks_).all() and strict.n_masks_.sum() > adaptive.n_masks_.sum()

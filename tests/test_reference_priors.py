@@ -4,7 +4,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer
-from sklearn_cap.priors.lime import batched_proba, lime_weights
+from sklearn_cap.priors.lime import lime_weights, lime_weights_many, text_rng
 
 from test_classifier import planted_data
 
@@ -119,15 +119,21 @@ def test_cross_fitting_uses_models_that_did_not_see_the_text(tiny_encoder, data)
         assert np.allclose(P[test, : own.shape[1]], own, equal_nan=True, atol=1e-5)
 
 
-def test_lime_positions_and_batching(fitted_ref):
-    text = "card my card please where"
-    label = list(fitted_ref.classes_).index("card_arrival")
-    plain = lambda strings: np.vstack([fitted_ref.predict_proba([s]) for s in strings])
-    a = lime_weights(text, batched_proba(fitted_ref), label, num_samples=300, random_state=np.random.RandomState(0))
-    b = lime_weights(text, plain, label, num_samples=300, random_state=np.random.RandomState(0))
-    assert a.shape == (5,) and np.allclose(a, b, atol=1e-4)
+def test_fast_lime_equals_plain_lime(fitted_ref, data):
+    X, y = data
+    texts = ["card my card please where", "card"] + list(X[:4])
+    target = fitted_ref.class_index(list(y[:2]) + list(y[:4]))
+    plain = [lime_weights(t, fitted_ref.predict_proba, target[i], num_samples=300, random_state=text_rng(0, t))
+             for i, t in enumerate(texts)]
+    fast = lime_weights_many(fitted_ref.predict_proba, texts, target, [text_rng(0, t) for t in texts],
+                             num_samples=300)
+    for a, b in zip(fast, plain):
+        assert a.shape == b.shape and np.allclose(a, b, atol=1e-6)
     # positions, not bag of words: the two "card"s get their own weights
-    assert a[0] != a[2]
+    assert fast[0][0] != fast[0][2]
+    prior = LIMEPriorTransformer(fitted_ref, prefit=True, num_samples=300, random_state=0, progress_bar=False)
+    P = np.asarray(prior.fit_transform(texts, list(y[:2]) + list(y[:4])))
+    assert all(np.allclose(P[i, : len(b)], b, atol=1e-6) for i, b in enumerate(plain))
 
 
 def test_lime_prior_transformer(tiny_encoder, data):

@@ -24,6 +24,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+from scipy.stats import spearmanr
 from sklearn.utils._param_validation import HasMethods, Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
@@ -47,10 +48,16 @@ MIN_WORDS = 3
 # rank-one prior, and below ~8 the ridge penalty, not the data, decides
 # most coefficients of a typical 8-12-word intent query.
 MIN_SAMPLES = 8
+_ROUND = 8  # masks added per text and round with adaptive=True
 
 
 def sample_masks(n_words, n_samples, rng):
     """Draw the CAP design matrix for a text of ``n_words >= 3`` words.
+
+    Rows are drawn one after the other, so the first ``k`` rows of a draw of
+    ``n`` are the draw of ``k`` from the same generator: a run that stops
+    early (``adaptive=True``) or one with a smaller ``n_samples`` uses the
+    same masks, and the same cached scores, as a full one.
 
     Parameters
     ----------
@@ -69,13 +76,14 @@ def sample_masks(n_words, n_samples, rng):
     >>> M = sample_masks(6, 4, np.random.default_rng(0))
     >>> M.shape, set((6 - M.sum(1)).tolist()) <= {2, 3, 4}
     ((4, 6), True)
+    >>> bool((sample_masks(6, 2, np.random.default_rng(0)) == M[:2]).all())
+    True
     """
     if n_words < MIN_WORDS:
         raise ValueError(f"sample_masks needs at least {MIN_WORDS} words, got {n_words}.")
-    sizes = rng.integers(2, n_words // 2 + 2, size=n_samples)
     M = np.ones((n_samples, n_words), dtype=np.int8)
-    for row, s in zip(M, sizes):
-        row[rng.choice(n_words, size=s, replace=False)] = 0
+    for row in M:
+        row[rng.choice(n_words, size=int(rng.integers(2, n_words // 2 + 2)), replace=False)] = 0
     return M
 
 
@@ -139,6 +147,15 @@ class CAPPriorTransformer(BasePrior):
         rank-one prior).
     lam : float, default=0.1
         Ridge penalty (> 0).
+    adaptive : bool, default=False
+        Score masks in rounds (16 per text, then 8 more per round, up to
+        ``n_samples``) and stop a text once its word ranking is stable: the
+        Spearman correlation of its priors from this round and the one
+        before is at least ``adaptive_tol``. Fewer queries for the LLM path;
+        the masks are a prefix of the full draw, so scores are shared with
+        non-adaptive runs.
+    adaptive_tol : float, default=0.95
+        Stability threshold of ``adaptive``, in (0, 1].
     instruction : str, default=DEFAULT_INSTRUCTION
         Template with a ``{labels}`` placeholder for the label space.
     labels : array-like, default=None
@@ -176,6 +193,9 @@ class CAPPriorTransformer(BasePrior):
         Pairs sent to the scorer by the last :meth:`compute_priors`.
     n_cached_ : int
         Pairs it found in the cache.
+    n_masks_ : ndarray of int
+        Masks (or leave-one-out variants) each text of the last
+        :meth:`compute_priors` used.
 
     Examples
     --------
@@ -191,6 +211,8 @@ class CAPPriorTransformer(BasePrior):
         "scorer": [HasMethods(["score"]), str, os.PathLike],
         "n_samples": [Interval(Integral, MIN_SAMPLES, None, closed="left")],
         "lam": [Interval(Real, 0, None, closed="neither")],
+        "adaptive": ["boolean"],
+        "adaptive_tol": [Interval(Real, 0, 1, closed="right")],
         "instruction": [str],
         "labels": ["array-like", None],
         "label_descriptions": [dict, None],
@@ -206,6 +228,8 @@ class CAPPriorTransformer(BasePrior):
         *,
         n_samples=100,
         lam=0.1,
+        adaptive=False,
+        adaptive_tol=0.95,
         instruction=DEFAULT_INSTRUCTION,
         labels=None,
         label_descriptions=None,
@@ -217,6 +241,8 @@ class CAPPriorTransformer(BasePrior):
         self.scorer = scorer
         self.n_samples = n_samples
         self.lam = lam
+        self.adaptive = adaptive
+        self.adaptive_tol = adaptive_tol
         self.instruction = instruction
         self.labels = labels
         self.label_descriptions = label_descriptions
@@ -282,33 +308,76 @@ class CAPPriorTransformer(BasePrior):
             designs.append(M)
             queries.append([masked_text(text, spans, row) for row in M])
 
-        # 2. scores: cache first, then the scorer on what is missing
+        # 2. scores (cache first, then the scorer on what is missing), and
+        # 3. one ridge (or leave-one-out) solve per text
         scorer_id = (self.scorer_.identity, self.task_.fingerprint)
         keys = [[score_key(*scorer_id, q, names[lab]) for q in qs] for qs, lab in zip(queries, y.tolist())]
-        todo = {}
-        for qs, ks, lab in zip(queries, keys, y.tolist()):
-            for q, k in zip(qs, ks):
-                todo.setdefault(k, (q, names[lab]))
+        pairs = {k: (q, names[lab]) for qs, ks, lab in zip(queries, keys, y.tolist()) for q, k in zip(qs, ks)}
+        self.n_cached_ = self.n_scored_ = 0
+        seen = {}
         store = self._store()
         try:
-            scores = store.get_many(list(todo))
-            missing = [k for k in todo if k not in scores]
-            self.n_cached_ = len(todo) - len(missing)
-            self.n_scored_ = len(missing)
-            self._score_missing(store, missing, todo, scores)
+            if self.adaptive:
+                used = self._adaptive_rounds(store, designs, keys, pairs, seen)
+            else:
+                used = [len(ks) for ks in keys]
+                self._scores(store, [k for ks in keys for k in ks], pairs, seen)
         finally:
             store.close()
-
-        # 3. one ridge (or leave-one-out) solve per text
+        self.n_masks_ = np.array(used)
         values = np.full(wa.shape, np.nan)
-        for i, (M, ks) in enumerate(zip(designs, keys)):
-            z = np.array([scores[k] for k in ks])
-            d = M.shape[1]
-            values[i, :d] = ridge_cholesky(M, z, self.lam) if d >= MIN_WORDS else z[0] - z[1:]
+        for i, (M, ks, n) in enumerate(zip(designs, keys, used)):
+            values[i, : M.shape[1]] = self._solve(M[:n], [seen[k] for k in ks[:n]])
         return wa.with_values(values)
+
+    def _solve(self, M, z):
+        """Ridge coefficients, or the leave-one-out drops of a short text's design."""
+        z = np.asarray(z, dtype=float)
+        return ridge_cholesky(M, z, self.lam) if M.shape[1] >= MIN_WORDS else z[0] - z[1:]
+
+    def _scores(self, store, keys, pairs, seen):
+        """Add the scores of ``keys`` to ``seen``: from the cache, then the scorer for what is missing."""
+        wanted = list(dict.fromkeys(k for k in keys if k not in seen))
+        found = store.get_many(wanted)
+        seen.update(found)
+        missing = [k for k in wanted if k not in found]
+        self.n_cached_ += len(found)
+        self.n_scored_ += len(missing)
+        self._score_missing(store, missing, pairs, seen)
+
+    def _adaptive_rounds(self, store, designs, keys, pairs, seen):
+        """Score masks in rounds of 8 per text; a text stops once its word ranking is stable.
+
+        Stable: the Spearman correlation between the priors from the masks so
+        far and from the masks of the round before is at least
+        ``adaptive_tol``. Returns the number of masks each text used.
+        """
+        n_max = [len(ks) for ks in keys]
+        used = [n if M.shape[1] < MIN_WORDS else min(n, 2 * _ROUND) for M, n in zip(designs, n_max)]
+        previous = [None] * len(keys)
+        active = [i for i, M in enumerate(designs) if M.shape[1] >= MIN_WORDS]
+        self._scores(store, [k for ks, n in zip(keys, used) for k in ks[:n]], pairs, seen)
+        while active:
+            still = []
+            for i in active:
+                prior = self._solve(designs[i][: used[i]], [seen[k] for k in keys[i][: used[i]]])
+                prev_prior = previous[i]
+                if prev_prior is None and used[i] > _ROUND:
+                    n = used[i] - _ROUND
+                    prev_prior = self._solve(designs[i][:n], [seen[k] for k in keys[i][:n]])
+                stable = prev_prior is not None and spearmanr(prev_prior, prior).statistic >= self.adaptive_tol
+                previous[i] = prior
+                if not stable and used[i] < n_max[i]:
+                    used[i] = min(n_max[i], used[i] + _ROUND)
+                    still.append(i)
+            self._scores(store, [k for i in still for k in keys[i][: used[i]]], pairs, seen)
+            active = still
+        return used
 
     def _score_missing(self, store, missing, todo, scores):
         step = int(self.chunk_size)
+        if not missing:
+            return
         with progress(total=len(missing), enabled=self.progress_bar if missing else False,
                       desc="CAP scoring", unit="prompt") as bar:
             for start in range(0, len(missing), step):

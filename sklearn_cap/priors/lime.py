@@ -11,7 +11,9 @@ from ..text import segment
 from ..validation import RANDOM_STATE, seed_from
 from .reference import ReferencePrior
 
-__all__ = ["LIMEPriorTransformer", "lime_weights", "batched_proba", "text_rng"]
+__all__ = ["LIMEPriorTransformer", "lime_weights", "lime_weights_many", "neighbourhood", "text_rng"]
+
+_TEXTS_PER_CALL = 32  # texts whose perturbations are scored together (bounds memory: ~32 x num_samples strings)
 
 
 def text_rng(seed, text):
@@ -19,37 +21,94 @@ def text_rng(seed, text):
     return np.random.RandomState(zlib.crc32(text.encode("utf-8")) ^ (int(seed) & 0x7FFFFFFF))
 
 
-def batched_proba(clf):
-    """A LIME ``classifier_fn`` that scores each distinct perturbation once, in batches.
+def _split(text):
+    return segment(text)[0]
 
-    LIME draws thousands of perturbations of a short text, most of them
-    repeated (a 6-word text has 63 distinct ones); the classifier sees each
-    distinct string once, in length-sorted batches.
+
+def _kernel(d, kernel_width=25.0):
+    # LimeTextExplainer's default kernel on cosine distances x 100, width 25
+    return np.sqrt(np.exp(-(d**2) / kernel_width**2))
+
+
+def neighbourhood(text, num_samples, random_state):
+    """LIME's neighbourhood of a text: the binary word masks and the texts they stand for.
+
+    The same draws as ``LimeTextExplainer(bow=False, mask_string="")``
+    makes from the same ``RandomState`` (row 0 is the text itself; row i
+    removes ``size ~ U{1..d}`` distinct words), so a run on these samples
+    gives lime's weights exactly.
+
+    Returns
+    -------
+    data : ndarray of shape (num_samples, n_words)
+    strings : list of str
     """
+    from lime.lime_text import IndexedString
 
-    def classifier_fn(strings):
-        uniq, inverse = np.unique(np.asarray(strings, dtype=object), return_inverse=True)
-        return clf.predict_proba(list(uniq))[inverse.ravel()]
+    indexed = IndexedString(text, bow=False, split_expression=_split, mask_string="")
+    d = indexed.num_words()
+    sizes = random_state.randint(1, d + 1, num_samples - 1)
+    data = np.ones((num_samples, d))
+    strings = [indexed.raw_string()]
+    for i, size in enumerate(sizes, start=1):
+        off = random_state.choice(range(d), size, replace=False)
+        data[i, off] = 0
+        strings.append(indexed.inverse_removing(off))
+    return data, strings
 
-    return classifier_fn
+
+def lime_weights_many(predict_proba, texts, label_idx, random_states, *, num_samples=1000):
+    """LIME weights of many texts, every distinct perturbation of all of them scored in one call.
+
+    Plain lime scores each text's perturbations in a call of their own. Here
+    the neighbourhoods of all ``texts`` are drawn first (as lime draws them),
+    each distinct string is scored once by ``predict_proba`` (which batches
+    and length-sorts them), and lime's own local regression
+    (``LimeBase.explain_instance_with_data``) fits each text. Same samples,
+    same weights as plain lime.
+
+    Returns
+    -------
+    list of ndarray
+        Per text, one weight per word (our segmentation, by position).
+    """
+    from sklearn.metrics.pairwise import pairwise_distances
+
+    from lime.lime_base import LimeBase
+
+    hoods = [neighbourhood(t, int(num_samples), rs) for t, rs in zip(texts, random_states)]
+    flat = [s for _, strings in hoods for s in strings]
+    uniq, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
+    proba = predict_proba(list(uniq))[inverse.ravel()]
+    out, start = [], 0
+    for (data, strings), label, rs in zip(hoods, label_idx, random_states):
+        labels = proba[start : start + len(strings)]
+        start += len(strings)
+        distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * 100
+        _, local, _, _ = LimeBase(_kernel, random_state=rs).explain_instance_with_data(
+            data, labels, distances, int(label), data.shape[1], feature_selection="auto")
+        w = np.zeros(data.shape[1])
+        for j, v in local:
+            w[j] = v
+        out.append(w)
+    return out
 
 
 def lime_weights(text, classifier_fn, label_idx, *, num_samples=1000, random_state=None):
-    """LIME weight of each word (our segmentation, by position) for one label.
+    """LIME weight of each word (our segmentation, by position) for one label, through lime's explainer.
 
     Removed words are deleted (``mask_string=""``, as CAP deletes them),
     words are positions (``bow=False``), and the weights are those of lime's
-    local ridge model for ``label_idx``.
+    local ridge model for ``label_idx``. This is plain lime, one text per
+    call; :func:`lime_weights_many` gives the same weights faster.
     """
     from lime.lime_text import LimeTextExplainer
 
-    words = segment(text)[0]
-    explainer = LimeTextExplainer(
-        split_expression=lambda s: segment(s)[0], bow=False, mask_string="", random_state=random_state,
-    )
-    exp = explainer.explain_instance(text, classifier_fn, labels=(int(label_idx),),
-                                     num_features=len(words), num_samples=int(num_samples))
-    out = np.zeros(len(words))
+    n_words = len(_split(text))
+    explainer = LimeTextExplainer(split_expression=_split, bow=False, mask_string="", random_state=random_state)
+    exp = explainer.explain_instance(text, classifier_fn, labels=(int(label_idx),), num_features=n_words,
+                                     num_samples=int(num_samples))
+    out = np.zeros(n_words)
     for j, w in exp.as_map()[int(label_idx)]:
         out[j] = w
     return out
@@ -59,9 +118,11 @@ class LIMEPriorTransformer(ReferencePrior):
     """LIME priors: a local linear explanation of the reference classifier for each gold label.
 
     Same reference-classifier options as :class:`IGPriorTransformer`
-    (trained, ``prefit``, ``cv``). Words are our segmentation's positions,
-    removed words are deleted, and each text's perturbations are scored in
-    batches with duplicates scored once (:func:`batched_proba`).
+    (trained, ``prefit``, ``cv``). Words are our segmentation's positions and
+    removed words are deleted. The perturbations of 32 texts at a time are
+    drawn as lime draws them and scored in one call, each distinct string
+    once (:func:`lime_weights_many`): the weights are lime's for the same
+    samples.
 
     Parameters
     ----------
@@ -105,11 +166,14 @@ class LIMEPriorTransformer(ReferencePrior):
     def explain_with(self, model, texts, y):
         """LIME weights of ``model`` for labels ``y``, one row per text."""
         target = model.class_index(y)
-        fn = batched_proba(model)
         seed = seed_from(self.random_state)
-        width = max(len(segment(t)[0]) for t in texts)
+        width = max(len(_split(t)) for t in texts)
         values = np.full((len(texts), width), np.nan)
-        for i, text in enumerate(progress(texts, enabled=self.progress_bar, desc="LIME prior")):
-            w = lime_weights(text, fn, target[i], num_samples=self.num_samples, random_state=text_rng(seed, text))
-            values[i, : len(w)] = w
+        chunks = range(0, len(texts), _TEXTS_PER_CALL)
+        for s in progress(chunks, enabled=self.progress_bar, desc="LIME prior", unit="chunk"):
+            part = texts[s : s + _TEXTS_PER_CALL]
+            weights = lime_weights_many(model.predict_proba, part, target[s : s + _TEXTS_PER_CALL],
+                                        [text_rng(seed, t) for t in part], num_samples=self.num_samples)
+            for i, w in enumerate(weights):
+                values[s + i, : len(w)] = w
         return values

@@ -172,7 +172,7 @@ class PriorUnion(BasePrior, _BaseComposition):
                 refs[key] = member.fit_reference(texts, y)
             fitted[name], priors[name] = fit_member(member, texts, y, refs.get(key) if shared else None)
         self.named_transformers_ = fitted
-        return self._fuse(texts, priors)
+        return self.fuse(texts, priors)
 
     @staticmethod
     def _cached(fit_member, member, texts, y):
@@ -189,9 +189,14 @@ class PriorUnion(BasePrior, _BaseComposition):
         """Fused priors of labelled texts from the fitted members."""
         check_is_fitted(self, "named_transformers_")
         texts, y = self.check_fit_data(X, y)
-        return self._fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
+        return self.fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
 
-    def _fuse(self, texts, priors):
+    def fuse(self, texts, priors):
+        """Normalise each member's prior per text and aggregate them (what ``fit_transform`` returns).
+
+        ``priors`` maps member names to WordAttributions or matrices of the same ``texts``.
+        """
+        self._validate()
         wa = WordAttributions(texts)
         weights = self.weights or {}
         stack = []

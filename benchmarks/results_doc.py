@@ -1,0 +1,237 @@
+"""doc/results.rst from the cells of ``benchmarks/results/cells.jsonl`` alone.
+
+Every number and every setting on the page is read from the cells; the
+prose around them is fixed and says nothing about what the numbers show,
+except the summary lines, which are generated from the confidence intervals.
+"""
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "doc" / "results.rst"
+
+NAMES = {
+    "vanilla": "vanilla", "ig": "IG", "lime": "LIME", "cap_emb": "CAP (embedding)", "cap_llm": "CAP (LLM)",
+    "hybrid_mean": "CAP Hybrid mean", "hybrid_max": "CAP Hybrid max", "global": "global (LAAT-style)",
+    "hybrid_mean_global": "CAP Hybrid + global",
+    "ig_insample": "IG, in-sample reference", "lime_insample": "LIME, in-sample reference",
+    "hybrid_mean_insample": "CAP Hybrid mean, in-sample reference", "cap_desc": "CAP (embedding, descriptions)",
+    "hybrid_mean_ig": "CAP Hybrid mean, IG in the loss",
+}
+MAIN = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
+ACCURACY = [("test", "clean"), ("adv_addition", "kw. addition"), ("adv_replacement", "kw. replacement"),
+            ("hand_addition", "hand addition"), ("hand_replacement", "hand replacement")]
+FAITH = [("comprehensiveness_grad_input", "compr. (g×i) ↑"), ("sufficiency_grad_input", "suff. (g×i) ↓"),
+         ("comprehensiveness_ig", "compr. (IG) ↑"), ("sufficiency_ig", "suff. (IG) ↓")]
+SETTING_ORDER = ["5-shot", "10-shot", "full"]
+DATASET_ORDER = ["banking77", "hwu64", "clinc150"]
+
+
+def name_of(method):
+    if method.startswith("hybrid_mean_beta"):
+        return f"CAP Hybrid mean, beta={method[len('hybrid_mean_beta'):]}"
+    return NAMES.get(method, method)
+
+
+def paired(cells, method, metric):
+    """Per-seed differences method - vanilla on ``metric`` (same seed, same test texts)."""
+    by_seed = {c["seed"]: c for c in cells if c["method"] == "vanilla"}
+    diffs = []
+    for c in cells:
+        if c["method"] == method and c["seed"] in by_seed and metric in c["metrics"] \
+                and metric in by_seed[c["seed"]]["metrics"]:
+            diffs.append(c["metrics"][metric] - by_seed[c["seed"]]["metrics"][metric])
+    return np.array(diffs)
+
+
+def t_interval(diffs, level=0.95):
+    """Mean and the t-interval over seeds, or (mean, nan, nan) with fewer than two seeds."""
+    if len(diffs) == 0:
+        return np.nan, np.nan, np.nan
+    m = float(np.mean(diffs))
+    if len(diffs) < 2:
+        return m, np.nan, np.nan
+    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs))
+    return m, m - half, m + half
+
+
+def verdict(lo, hi, higher_is_better=True):
+    if np.isnan(lo):
+        return ""
+    if lo > 0:
+        return "win" if higher_is_better else "loss"
+    if hi < 0:
+        return "loss" if higher_is_better else "win"
+    return ""
+
+
+def _table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = "  ".join("=" * w for w in widths)
+    out = [line, "  ".join(str(h).ljust(w) for h, w in zip(header, widths)), line]
+    out += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in rows]
+    return out + [line, ""]
+
+
+def _mean_sd(values):
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} ({len(v)})" if len(v) > 1 else f"{v.mean():.3f} (1)"
+
+
+def _settings_lines(cells):
+    """The settings of a group of cells, read from them (distinct values listed where they differ)."""
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", json.dumps(v)
+
+    seen = defaultdict(set)
+    for c in cells:
+        for k, v in flat(c["config"]):
+            seen[k].add(v)
+    return [f"``{k}`` = {', '.join(sorted(v))}" for k, v in sorted(seen.items())]
+
+
+def summary_lines(groups):
+    lines = []
+    for (dataset, setting), cells in groups:
+        for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=_order):
+            parts = []
+            for metric, label in ACCURACY:
+                d = paired(cells, method, metric)
+                m, lo, hi = t_interval(d)
+                v = verdict(lo, hi)
+                if v:
+                    parts.append(f"{v} on {label} ({m:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {len(d)} seeds)")
+            if parts:
+                lines.append(f"* {dataset}, {setting}, {name_of(method)}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def _order(method):
+    return (MAIN.index(method) if method in MAIN else len(MAIN), method)
+
+
+def write_doc(cells, path=DOC):
+    groups = defaultdict(list)
+    for c in cells:
+        groups[(c["dataset"], c["setting"])].append(c)
+    ordered = sorted(groups.items(), key=lambda kv: (DATASET_ORDER.index(kv[0][0]), SETTING_ORDER.index(kv[0][1])))
+    total_h = sum(c["seconds"]["cell"] for c in cells) / 3600
+    seeds = sorted({c["seed"] for c in cells})
+    out = [
+        "Results",
+        "=======",
+        "",
+        "Every number on this page is read from ``benchmarks/results/cells.jsonl`` by",
+        "``python benchmarks/reproduce.py --write-doc``; the cells were produced by",
+        "``python benchmarks/reproduce.py run ...`` (``python benchmarks/reproduce.py plan`` lists the runs).",
+        "A cell is one data set, setting, seed and method; each seed draws its own training sample",
+        "(few-shot) and its own initialisation. Accuracy columns read ``mean ± sd (seeds)``.",
+        "Differences are paired against the vanilla model of the same seed, on the same test texts;",
+        "the interval is a 95% t-interval over seeds of the per-seed differences, and a difference is",
+        "called a win or a loss only where that interval excludes 0.",
+        "",
+        f"Cells: {len(cells)}; seeds: {', '.join(map(str, seeds))}; compute: {total_h:.1f} hours of wall time",
+        f"on {cells[0]['machine']['cpus'] if cells else '?'} CPU cores (sum over cells).",
+        "",
+        "Test sets: *clean* is the full test split; *kw. addition* and *kw. replacement* are the stored",
+        "sets of ``benchmarks/adversarial/`` (keywords from a method-free log-odds statistic of the",
+        "training split, so no prior under test chose them); *hand addition* and *hand replacement*",
+        "are the hand-written, meaning-preserving sets of ``benchmarks/adversarial/handwritten/``.",
+        "Faithfulness (AOPC comprehensiveness and sufficiency) is measured on a fixed subset of test",
+        "texts with the attribution the model was trained to align (gradient x input, *g×i*) and with IG.",
+        "",
+        "Summary",
+        "-------",
+        "",
+        "Differences whose 95% interval excludes 0 (all others are within seed noise):",
+        "",
+    ]
+    out += summary_lines(ordered) or ["* none so far."]
+    out.append("")
+    for (dataset, setting), group in ordered:
+        methods = sorted({c["method"] for c in group}, key=_order)
+        n_train = sorted({c["n_train"] for c in group})
+        title = f"{dataset}, {setting}"
+        out += [title, "-" * len(title), ""]
+        sizes = group[0]["set_sizes"]
+        out.append(f"{group[0]['n_classes']} intents; training texts per seed: {', '.join(map(str, n_train))}; "
+                   f"test texts: {group[0]['n_test']}; adversarial sets: "
+                   + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ".")
+        out.append("")
+        rows = []
+        for m in methods:
+            cs = [c for c in group if c["method"] == m]
+            rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
+                                        for k, _ in ACCURACY])
+        out += ["Accuracy:", ""] + _table(["method"] + [h for _, h in ACCURACY], rows)
+        rows = []
+        for m in methods:
+            if m == "vanilla":
+                continue
+            row = [name_of(m)]
+            for k, _ in ACCURACY:
+                d = paired(group, m, k)
+                mean, lo, hi = t_interval(d)
+                cell = "–" if np.isnan(mean) else (f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" if not np.isnan(lo)
+                                                   else f"{mean:+.3f} (1 seed)")
+                v = verdict(lo, hi)
+                row.append(cell + (f" {v}" if v else ""))
+            rows.append(row)
+        if rows:
+            out += ["Difference to vanilla (95% CI over seeds):", ""]
+            out += _table(["method"] + [h for _, h in ACCURACY], rows)
+        rows = []
+        for m in methods:
+            cs = [c for c in group if c["method"] == m]
+            cost = np.mean([c["seconds"]["priors"] + c["seconds"]["train"] for c in cs])
+            rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
+                                        for k, _ in FAITH] + [f"{cost:.0f}"])
+        out += ["Faithfulness and cost (seconds of priors and training per seed, mean):", ""]
+        out += _table(["method"] + [h for _, h in FAITH] + ["cost s"], rows)
+        out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
+    path.write_text("\n".join(out).rstrip() + "\n")
+    print(f"wrote {path} from {len(cells)} cells")
+
+
+# Seconds per cell measured on this machine (mean over finished cells), or a rough prior guess.
+_GUESS = {"5-shot": 200, "10-shot": 350, "full": 2400}
+
+
+def plan(cells, budget_min=120):
+    """Print the remaining grid as runs of at most ``budget_min`` minutes, from measured cell times."""
+    from reproduce import METHODS
+
+    measured = defaultdict(list)
+    for c in cells:
+        measured[(c["dataset"], c["setting"], c["method"])].append(c["seconds"]["cell"])
+    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
+    grid = [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in METHODS]
+    grid += [("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")]
+    todo = [g for g in grid if g not in done]
+    runs, current, used = [], [], 0.0
+    for d, st, s, m in todo:
+        est = np.mean(measured[(d, st, m)]) if measured[(d, st, m)] else _GUESS[st]
+        if current and used + est > budget_min * 60:
+            runs.append((current, used))
+            current, used = [], 0.0
+        current.append((d, st, s, m))
+        used += est
+    if current:
+        runs.append((current, used))
+    print(f"{len(done)} cells done, {len(todo)} to go, in {len(runs)} runs of at most {budget_min} min:")
+    for i, (cs, secs) in enumerate(runs, 1):
+        keys = sorted({(d, st) for d, st, _, _ in cs})
+        print(f"  run {i}: {len(cs)} cells, ~{secs / 60:.0f} min: "
+              + "; ".join(f"{d} {st} seeds {sorted({s for dd, ss, s, _ in cs if (dd, ss) == (d, st)})}"
+                          for d, st in keys))

@@ -1,0 +1,40 @@
+"""The report generator of doc/results.rst: paired differences, intervals, and settings read from cells."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from results_doc import paired, t_interval, verdict, write_doc  # noqa: E402
+
+
+def _cell(method, seed, acc, **cfg):
+    return {"dataset": "banking77", "setting": "5-shot", "seed": seed, "method": method, "n_train": 385,
+            "n_classes": 77, "n_test": 3080, "set_sizes": {"adv_addition": 3080},
+            "metrics": {"test": acc, "adv_addition": acc - 0.1},
+            "seconds": {"priors": 1.0, "train": 2.0, "evaluate": 1.0, "cell": 4.0},
+            "config": {"classifier": {"epochs": cfg.get("epochs", 15)}}, "machine": {"cpus": 2}}
+
+
+def test_paired_differences_and_interval():
+    cells = [_cell("vanilla", s, 0.80 + 0.01 * s) for s in range(5)]
+    cells += [_cell("cap_emb", s, 0.82 + 0.01 * s + 0.001 * (s % 2)) for s in range(5)]
+    d = paired(cells, "cap_emb", "test")
+    assert np.allclose(d, [0.02, 0.021, 0.02, 0.021, 0.02])
+    m, lo, hi = t_interval(d)
+    assert lo < m < hi and lo > 0 and verdict(lo, hi) == "win"
+    assert verdict(-0.01, 0.02) == "" and verdict(-0.03, -0.01) == "loss"
+    assert np.isnan(t_interval(d[:1])[1])
+
+
+def test_doc_reads_settings_from_the_cells(tmp_path):
+    cells = [_cell("vanilla", s, 0.8, epochs=15) for s in range(2)] + [_cell("cap_emb", 0, 0.7, epochs=15)]
+    out = tmp_path / "results.rst"
+    write_doc(cells, out)
+    text = out.read_text()
+    assert "``classifier.epochs`` = 15" in text and "banking77, 5-shot" in text
+    write_doc([_cell("vanilla", 0, 0.8, epochs=7)], out)
+    assert "``classifier.epochs`` = 7" in out.read_text()
