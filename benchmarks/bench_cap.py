@@ -80,6 +80,12 @@ def main():
     fast_scores = fast.score(variants, answers, task, progress_bar=True)
     t_fast = time.perf_counter() - t
 
+    bf16 = CausalLMScorer(embedded.LLM, batch_size=args.batch_size, dtype="bfloat16")
+    load_causal_lm(embedded.LLM, dtype="bfloat16")
+    t = time.perf_counter()
+    bf16_scores = bf16.score(variants, answers, task, progress_bar=True)
+    t_bf16 = time.perf_counter() - t
+
     sub = np.flatnonzero(owner < args.full_texts)
     t = time.perf_counter()
     full_scores = full.score([variants[j] for j in sub], [answers[j] for j in sub], task, progress_bar=True)
@@ -107,6 +113,10 @@ def main():
     print(f"{'full prompts':<14}{full_vps:>12.2f}{1 / floor_full:>12.2f}{full_vps * floor_full:>10.0%}")
     print()
     print(f"speed-up of prefix reuse over full prompts: {fast_vps / full_vps:.1f}x")
+    bf16_vps = len(variants) / t_bf16
+    bdiff = np.abs(bf16_scores - fast_scores)
+    print(f"prefix reuse with bfloat16 weights: {bf16_vps:.2f} variants/s, {bf16_vps / fast_vps:.2f}x float32; "
+          f"|log-prob difference| to float32: median {np.median(bdiff):.3f}, max {bdiff.max():.3f}")
     print("floor: 2 x parameters x tokens per variant at the measured matmul rate (the prefix counted only")
     print("for full prompts); attention over the prefix and the answer-position logits are not in it.")
 

@@ -53,7 +53,7 @@ SETTINGS = {  # name -> (texts per intent or None for all, epochs, batch size)
     "10-shot": (10, 10, 16),
     "full": (None, 3, 32),
 }
-METHODS = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max"]
+METHODS = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
 ABLATIONS = ["ig_insample", "lime_insample", "hybrid_mean_insample", "cap_desc", "hybrid_mean_ig",
              "hybrid_mean_beta0.1", "hybrid_mean_beta0.3", "hybrid_mean_beta3"]
 FAITHFULNESS_TEXTS = 500
@@ -132,6 +132,7 @@ class Seed:
         self.dir = cache / dataset / setting / f"seed{seed}_{digest}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._mem = {}
+        self.queries = {}  # prior name -> (text, label) pairs its scorer needed (cache hits included)
 
     def classifier(self, **kw):
         from sklearn_cap import ExplanationGuidedClassifier, embedded
@@ -144,18 +145,25 @@ class Seed:
         return ExplanationGuidedClassifier(embedded.ENCODER, **params)
 
     def prior(self, name, compute):
-        """A prior matrix by name: from memory, from disk, or computed (seconds recorded)."""
+        """A prior matrix by name: from memory, from disk, or computed (seconds and scorer queries recorded).
+
+        ``compute`` returns the priors, or (priors, queries) for priors scored by a model.
+        """
         if name not in self._mem:
             path = self.dir / f"{name}.npz"
             if path.exists():
                 z = np.load(path)
                 self._mem[name] = (z["values"], float(z["seconds"]))
+                self.queries[name] = int(z["queries"]) if "queries" in z else None
             else:
                 t = time.perf_counter()
-                values = np.asarray(compute(), dtype=float)
+                out = compute()
+                values, queries = out if isinstance(out, tuple) else (out, -1)
+                values = np.asarray(values, dtype=float)
                 seconds = time.perf_counter() - t
-                np.savez(path, values=values, seconds=seconds)
+                np.savez(path, values=values, seconds=seconds, queries=queries)
                 self._mem[name] = (values, seconds)
+                self.queries[name] = None if queries < 0 else int(queries)
         return self._mem[name]
 
     def references(self):
@@ -199,14 +207,36 @@ class Seed:
         cap = CAPPriorTransformer(scorer, n_samples=c["n_samples"], lam=c["lam"], labels=self.labels,
                                   label_descriptions=descriptions, chunk_size=2048, progress_bar=False)
         name = f"cap_{scorer_kind}" + ("_desc" if descriptions else "")
-        return self.prior(name, lambda: cap.fit_transform(self.X, self.y))
+
+        def compute():
+            values = cap.fit_transform(self.X, self.y)
+            return values, cap.n_scored_ + cap.n_cached_
+
+        return self.prior(name, compute)
+
+    def global_prior(self):
+        from sklearn_cap import GlobalPriorTransformer
+        from sklearn_cap.scorers import EmbeddingScorer
+
+        prior = GlobalPriorTransformer(EmbeddingScorer(precision=self.cfg["cap"]["embedding_precision"],
+                                                       batch_size=128), labels=self.labels, chunk_size=4096,
+                                       progress_bar=False)
+
+        def compute():
+            values = prior.fit_transform(self.X, self.y)
+            return values, prior.n_scored_ + prior.n_cached_
+
+        return self.prior("global", compute)
 
     def fuse(self, priors, aggregate="mean"):
         """CAP Hybrid: PriorUnion's normalisation and aggregation of the CAP, IG and LIME priors."""
         from sklearn_cap import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
 
-        union = PriorUnion([("cap", CAPPriorTransformer()), ("ig", IGPriorTransformer()),
-                            ("lime", LIMEPriorTransformer())], normalization=self.cfg["fusion"]["normalization"],
+        from sklearn_cap import GlobalPriorTransformer
+
+        members = {"cap": CAPPriorTransformer(), "ig": IGPriorTransformer(), "lime": LIMEPriorTransformer(),
+                   "global": GlobalPriorTransformer()}
+        union = PriorUnion([(n, members[n]) for n in priors], normalization=self.cfg["fusion"]["normalization"],
                            aggregate=aggregate)
         return union.fuse(self.X, priors)
 
@@ -237,6 +267,13 @@ def priors_for(method, s, vanilla):
     if base == "cap_desc":
         desc = json.loads((DESCRIPTIONS / f"{s.dataset}.json").read_text())
         return (*s.cap("emb", descriptions=desc), extra)
+    if base == "global":
+        return (*s.global_prior(), extra)
+    if base == "hybrid_mean_global":
+        (ig, a), (lime, b), (cap, c), (glob, d) = (s.reference_prior("ig"), s.reference_prior("lime"), s.cap("emb"),
+                                                   s.global_prior())
+        fused = s.fuse({"cap": cap, "ig": ig, "lime": lime, "global": glob})
+        return np.asarray(fused), a + b + c + d + s.refs_seconds(), extra
     if base in ("hybrid_mean", "hybrid_max"):
         (ig, a), (lime, b), (cap, c) = (s.reference_prior("ig", in_sample, vanilla),
                                         s.reference_prior("lime", in_sample, vanilla), s.cap("emb"))
@@ -283,6 +320,7 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
         "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "method": method,
         "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(data[2]), "set_sizes": sizes,
         "metrics": metrics, "correct": bits,
+        "prior_queries": {k: v for k, v in s.queries.items() if v is not None},
         "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
                     "cell": time.perf_counter() - t0},
         "config": cfg, "epochs_run": clf.n_epochs_,

@@ -2,7 +2,8 @@
 class-aware attribution priors (CAP), the scikit-learn way."""
 
 from .classifier import ExplanationGuidedClassifier
-from .priors import BasePrior, CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+from .priors import (BasePrior, CAPPriorTransformer, GlobalPriorTransformer, IGPriorTransformer, LIMEPriorTransformer,
+                     PriorUnion)
 from .text import WordAttributions, segment
 
 __version__ = "0.1.0.dev0"
@@ -11,6 +12,7 @@ __all__ = [
     "BasePrior",
     "CAPPriorTransformer",
     "ExplanationGuidedClassifier",
+    "GlobalPriorTransformer",
     "IGPriorTransformer",
     "LIMEPriorTransformer",
     "PriorUnion",

@@ -18,8 +18,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks as ec
 from sklearn.utils import get_tags
 
-from sklearn_cap import (CAPPriorTransformer, ExplanationGuidedClassifier, IGPriorTransformer,
-                         LIMEPriorTransformer, PriorUnion)
+from sklearn_cap import (CAPPriorTransformer, ExplanationGuidedClassifier, GlobalPriorTransformer,
+                         IGPriorTransformer, LIMEPriorTransformer, PriorUnion)
 from sklearn_cap.scorers import CausalLMScorer
 
 from test_classifier import planted_data
@@ -48,10 +48,11 @@ def estimators(tiny_llm, tiny_encoder, tmp_path_factory):
         "union": PriorUnion([("cap", clone(cap)), ("lime", LIMEPriorTransformer(_clf(tiny_encoder), num_samples=50,
                                                                                  progress_bar=False))]),
         "clf": _clf(tiny_encoder),
+        "global": GlobalPriorTransformer(CausalLMScorer(tiny_llm), cache_dir=cache, progress_bar=False),
     }
 
 
-NAMES = ["cap", "ig", "lime", "union", "clf"]
+NAMES = ["cap", "ig", "lime", "union", "clf", "global"]
 
 
 @pytest.mark.parametrize("name", NAMES)

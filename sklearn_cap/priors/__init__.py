@@ -2,15 +2,17 @@
 
 - :class:`BasePrior`: the contract every prior follows (subclass it for your own);
 - :class:`CAPPriorTransformer`: class-aware priors from an LLM (or encoder) that sees the label space;
+- :class:`GlobalPriorTransformer`: one class-level score per vocabulary word (LAAT-style), asked once;
 - :class:`IGPriorTransformer`, :class:`LIMEPriorTransformer`: explanations of a reference classifier;
 - :class:`PriorUnion`: per-text normalisation and fusion (CAP Hybrid).
 """
 
 from .base import BasePrior, References
 from .cap import CAPPriorTransformer
+from .global_prior import GlobalPriorTransformer
 from .ig import IGPriorTransformer
 from .lime import LIMEPriorTransformer
 from .union import PriorUnion
 
-__all__ = ["BasePrior", "CAPPriorTransformer", "IGPriorTransformer", "LIMEPriorTransformer", "PriorUnion",
+__all__ = ["BasePrior", "CAPPriorTransformer", "GlobalPriorTransformer", "IGPriorTransformer", "LIMEPriorTransformer", "PriorUnion",
            "References"]

@@ -28,12 +28,12 @@ from scipy.stats import spearmanr
 from sklearn.utils._param_validation import HasMethods, Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
-from ..cache import MemoryCache, ScoreCache, get_cache_dir, score_key
-from ..progress import PROGRESS_BAR, progress
-from ..scorers import DEFAULT_INSTRUCTION, BaseScorer, Task, build_scorer
+from ..cache import score_key
+from ..progress import PROGRESS_BAR
+from ..scorers import DEFAULT_INSTRUCTION
 from ..text import WordAttributions, masked_text
-from ..validation import RANDOM_STATE, check_known_labels, check_label_space, seed_from
-from .base import BasePrior
+from ..validation import RANDOM_STATE, check_known_labels, seed_from
+from .scored import ScorerPrior
 
 __all__ = [
     "CAPPriorTransformer",
@@ -121,7 +121,7 @@ def _text_seed(seed, text):
     return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
 
 
-class CAPPriorTransformer(BasePrior):
+class CAPPriorTransformer(ScorerPrior):
     """Class-aware attribution priors from an LLM (or sentence encoder) that sees the whole label space.
 
     ``fit(X, y)`` learns the label space. ``fit_transform(X, y)`` (what a
@@ -261,22 +261,10 @@ class CAPPriorTransformer(BasePrior):
             Labels, all in ``labels`` when that is given.
         """
         self._validate_params()
-        texts, y = self.check_fit_data(X, y)
-        classes = check_label_space(np.unique(y) if self.labels is None else self.labels)
-        check_known_labels(y, classes, what="the label space (labels=...)")
-        self.classes_ = classes
-        self.task_ = Task.from_labels(classes, self.instruction, self.label_descriptions)
-        self.scorer_ = build_scorer(self.scorer)
-        self.scorer_identity_ = self.scorer_.identity  # fails here, early, for a model that cannot load
+        _, y = self.check_fit_data(X, y)
+        self._fit_task(y)
         self.seed_ = seed_from(self.random_state)
         return self
-
-    def _store(self):
-        if self.cache_dir is False:
-            if not hasattr(self, "_memory_store"):
-                self._memory_store = MemoryCache()
-            return self._memory_store
-        return ScoreCache(get_cache_dir(self.cache_dir))
 
     def compute_priors(self, X, y):
         """CAP priors of labelled texts, using (and filling) the score cache.
@@ -335,16 +323,6 @@ class CAPPriorTransformer(BasePrior):
         z = np.asarray(z, dtype=float)
         return ridge_cholesky(M, z, self.lam) if M.shape[1] >= MIN_WORDS else z[0] - z[1:]
 
-    def _scores(self, store, keys, pairs, seen):
-        """Add the scores of ``keys`` to ``seen``: from the cache, then the scorer for what is missing."""
-        wanted = list(dict.fromkeys(k for k in keys if k not in seen))
-        found = store.get_many(wanted)
-        seen.update(found)
-        missing = [k for k in wanted if k not in found]
-        self.n_cached_ += len(found)
-        self.n_scored_ += len(missing)
-        self._score_missing(store, missing, pairs, seen)
-
     def _adaptive_rounds(self, store, designs, keys, pairs, seen):
         """Score masks in rounds of 8 per text; a text stops once its word ranking is stable.
 
@@ -373,20 +351,6 @@ class CAPPriorTransformer(BasePrior):
             self._scores(store, [k for i in still for k in keys[i][: used[i]]], pairs, seen)
             active = still
         return used
-
-    def _score_missing(self, store, missing, todo, scores):
-        step = int(self.chunk_size)
-        if not missing:
-            return
-        with progress(total=len(missing), enabled=self.progress_bar if missing else False,
-                      desc="CAP scoring", unit="prompt") as bar:
-            for start in range(0, len(missing), step):
-                chunk = missing[start : start + step]
-                new = dict(zip(chunk, self.scorer_.score([todo[k][0] for k in chunk], [todo[k][1] for k in chunk],
-                                                         self.task_)))
-                store.put_many(new)  # committed at once: an interruption loses at most one chunk
-                scores.update(new)
-                bar.update(len(chunk))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -10,6 +10,8 @@
 import difflib
 import os
 
+from sklearn.base import clone
+
 from ..loading import check_model_source
 from .base import DEFAULT_INSTRUCTION, BaseScorer, Task, humanize_label
 from .causal_lm import CausalLMScorer
@@ -30,14 +32,14 @@ __all__ = [
 
 
 def build_scorer(scorer):
-    """Build a scorer from a string, or return a scorer object unchanged.
+    """Build a scorer from a string, or a fresh copy of a scorer object (``sklearn.base.clone``).
 
     ``"embedding"`` is :class:`EmbeddingScorer` on the embedded MiniLM; any
     other string is a model for :class:`CausalLMScorer` (hub id, folder or
     ``.gguf`` file).
     """
     if isinstance(scorer, BaseScorer):
-        return scorer
+        return clone(scorer)  # fit never mutates its parameters; loaded models are shared by the registry
     if isinstance(scorer, (str, os.PathLike)):
         if scorer == "embedding":
             return EmbeddingScorer()

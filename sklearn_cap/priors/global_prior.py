@@ -1,0 +1,150 @@
+"""GlobalPriorTransformer: one class-level score per (word, class), asked once (LAAT-style).
+
+LAAT (Vukadin et al. 2025) aligns a small model with *global* attributions
+from an LLM: one importance per feature and class, asked once, instead of
+CAP's ~100 masked-variant queries per training text. For text, the global
+analogue scores every word of the training vocabulary once against the whole
+label space::
+
+    z(word, class) = log P(class | word) - log P(class | empty text)
+
+through the same instruction, label-space prompt, scorers and persistent
+cache as CAP. A text's prior is, for each of its words, the gold class's
+score of that word (NaN for words outside the vocabulary).
+"""
+
+import os
+import unicodedata
+from collections import Counter
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import HasMethods, Interval, Options
+from sklearn.utils.validation import check_is_fitted
+
+from ..cache import score_key
+from ..progress import PROGRESS_BAR
+from ..scorers import DEFAULT_INSTRUCTION
+from ..text import WordAttributions
+from ..validation import check_known_labels
+from .scored import ScorerPrior
+
+__all__ = ["GlobalPriorTransformer", "vocabulary_word"]
+
+
+def vocabulary_word(word):
+    """The vocabulary form of a word: NFC-normalised and case-folded (``"Card"`` and ``"card"`` are one entry)."""
+    return unicodedata.normalize("NFC", word).casefold()
+
+
+class GlobalPriorTransformer(ScorerPrior):
+    """A global, class-level prior: each vocabulary word scored once against the label space.
+
+    ``fit(X, y)`` collects the training vocabulary (words of
+    :func:`~sklearn_cap.text.segment`, case-folded, seen at least
+    ``min_count`` times, the ``max_vocabulary`` most frequent) and scores
+    each word, and the empty text, against every label: ``len(vocabulary_) +
+    1`` distinct texts, whatever the number of training texts.
+    ``fit_transform(X, y)`` returns each training text's prior for its gold
+    label; ``transform(X)`` returns the texts with no prior, like every prior
+    (:class:`~sklearn_cap.priors.BasePrior`).
+
+    Parameters
+    ----------
+    scorer : BaseScorer or str, default="embedding"
+        As in :class:`~sklearn_cap.priors.CAPPriorTransformer`.
+    min_count : int, default=1
+        Words seen fewer times in the training texts are left out (NaN prior).
+    max_vocabulary : int, default=5000
+        At most this many words, the most frequent first (ties alphabetically).
+    instruction : str, default=DEFAULT_INSTRUCTION
+    labels : array-like, default=None
+    label_descriptions : dict, default=None
+    cache_dir : str, path-like or False, default=None
+    chunk_size : int, default=256
+    progress_bar : bool or "auto", default="auto"
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    vocabulary_ : dict of str -> int
+        Word -> row of ``table_``.
+    table_ : ndarray of shape (n_words, n_classes)
+        ``z(word, class)``.
+    n_queries_ : int
+        Distinct texts scored (the words and the empty text).
+    n_scored_, n_cached_ : int
+        (text, label) pairs sent to the scorer and found in the cache by ``fit``.
+
+    Examples
+    --------
+    >>> from sklearn_cap.priors import GlobalPriorTransformer
+    >>> prior = GlobalPriorTransformer(progress_bar=False)
+    >>> P = prior.fit_transform(["my card is late", "a fee for my transfer"], ["card_arrival", "transfer_fee"])  # doctest: +SKIP
+    >>> prior.n_queries_  # doctest: +SKIP
+    9
+    """
+
+    _parameter_constraints = {
+        "scorer": [HasMethods(["score"]), str, os.PathLike],
+        "min_count": [Interval(Integral, 1, None, closed="left")],
+        "max_vocabulary": [Interval(Integral, 1, None, closed="left")],
+        "instruction": [str],
+        "labels": ["array-like", None],
+        "label_descriptions": [dict, None],
+        "cache_dir": [None, str, os.PathLike, Options(bool, {False})],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "progress_bar": PROGRESS_BAR,
+    }
+
+    def __init__(self, scorer="embedding", *, min_count=1, max_vocabulary=5000, instruction=DEFAULT_INSTRUCTION,
+                 labels=None, label_descriptions=None, cache_dir=None, chunk_size=256, progress_bar="auto"):
+        self.scorer = scorer
+        self.min_count = min_count
+        self.max_vocabulary = max_vocabulary
+        self.instruction = instruction
+        self.labels = labels
+        self.label_descriptions = label_descriptions
+        self.cache_dir = cache_dir
+        self.chunk_size = chunk_size
+        self.progress_bar = progress_bar
+
+    def fit(self, X, y):
+        """Collect the vocabulary and score each word (and the empty text) against every label."""
+        self._validate_params()
+        texts, y = self.check_fit_data(X, y)
+        self._fit_task(y)
+        counts = Counter(vocabulary_word(w) for t in WordAttributions(texts).words for w in t)
+        kept = sorted((w for w, c in counts.items() if c >= self.min_count), key=lambda w: (-counts[w], w))
+        words = kept[: int(self.max_vocabulary)]
+        self.vocabulary_ = {w: i for i, w in enumerate(words)}
+        queries = words + [""]
+        scorer_id = (self.scorer_.identity, self.task_.fingerprint)
+        keys = [[score_key(*scorer_id, q, name) for name in self.task_.label_names] for q in queries]
+        pairs = {k: (q, name) for q, ks in zip(queries, keys) for k, name in zip(ks, self.task_.label_names)}
+        self.n_cached_ = self.n_scored_ = 0
+        seen = {}
+        store = self._store()
+        try:
+            self._scores(store, [k for ks in keys for k in ks], pairs, seen)
+        finally:
+            store.close()
+        logp = np.array([[seen[k] for k in ks] for ks in keys])
+        self.table_ = logp[:-1] - logp[-1]  # log P(class | word) - log P(class | empty text)
+        self.n_queries_ = len(queries)
+        return self
+
+    def compute_priors(self, X, y):
+        """Each word's score for its text's gold class (NaN outside the vocabulary)."""
+        check_is_fitted(self, "table_")
+        texts, y = self.check_fit_data(X, y)
+        check_known_labels(y, self.classes_, what="the label space")
+        col = {c: j for j, c in enumerate(self.classes_.tolist())}
+        wa = WordAttributions(texts)
+        values = np.full(wa.shape, np.nan)
+        for i, (words, label) in enumerate(zip(wa.words, y.tolist())):
+            for j, w in enumerate(words):
+                row = self.vocabulary_.get(vocabulary_word(w))
+                if row is not None:
+                    values[i, j] = self.table_[row, col[label]]
+        return wa.with_values(values)

@@ -1,0 +1,65 @@
+"""What priors scored by a model that sees the label space share: the task prompt, the scorer, the cache.
+
+:class:`ScorerPrior` is the base of :class:`~sklearn_cap.priors.CAPPriorTransformer`
+(per-text masked variants) and :class:`~sklearn_cap.priors.GlobalPriorTransformer`
+(one query per vocabulary word): both build the task from the label space,
+build the scorer, and score (text, label) pairs through the persistent cache,
+committing every ``chunk_size`` pairs.
+"""
+
+import numpy as np
+
+from ..cache import MemoryCache, ScoreCache, get_cache_dir
+from ..progress import progress
+from ..scorers import Task, build_scorer
+from ..validation import check_known_labels, check_label_space
+from .base import BasePrior
+
+__all__ = ["ScorerPrior"]
+
+
+class ScorerPrior(BasePrior):
+    """Base of priors scored by a model over the whole label space.
+
+    Subclasses have the parameters ``scorer``, ``labels``, ``instruction``,
+    ``label_descriptions``, ``cache_dir``, ``chunk_size`` and ``progress_bar``.
+    """
+
+    def _fit_task(self, y):
+        """Label space, task prompt and scorer (``classes_``, ``task_``, ``scorer_``, ``scorer_identity_``)."""
+        classes = check_label_space(np.unique(y) if self.labels is None else self.labels)
+        check_known_labels(y, classes, what="the label space (labels=...)")
+        self.classes_ = classes
+        self.task_ = Task.from_labels(classes, self.instruction, self.label_descriptions)
+        self.scorer_ = build_scorer(self.scorer)
+        self.scorer_identity_ = self.scorer_.identity  # fails here, early, for a model that cannot load
+
+    def _store(self):
+        if self.cache_dir is False:
+            if not hasattr(self, "_memory_store"):
+                self._memory_store = MemoryCache()
+            return self._memory_store
+        return ScoreCache(get_cache_dir(self.cache_dir))
+
+    def _scores(self, store, keys, pairs, seen):
+        """Add the scores of ``keys`` to ``seen``: from the cache, then the scorer for what is missing.
+
+        ``pairs`` maps each key to its (text, answer); counts go to
+        ``n_cached_`` and ``n_scored_``.
+        """
+        wanted = list(dict.fromkeys(k for k in keys if k not in seen))
+        found = store.get_many(wanted)
+        seen.update(found)
+        missing = [k for k in wanted if k not in found]
+        self.n_cached_ += len(found)
+        self.n_scored_ += len(missing)
+        step = int(self.chunk_size)
+        with progress(total=len(missing), enabled=self.progress_bar if missing else False,
+                      desc=f"{type(self).__name__} scoring", unit="prompt") as bar:
+            for start in range(0, len(missing), step):
+                chunk = missing[start : start + step]
+                new = dict(zip(chunk, self.scorer_.score([pairs[k][0] for k in chunk], [pairs[k][1] for k in chunk],
+                                                         self.task_)))
+                store.put_many(new)  # committed at once: an interruption loses at most one chunk
+                seen.update(new)
+                bar.update(len(chunk))
