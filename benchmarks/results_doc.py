@@ -101,6 +101,18 @@ def _settings_lines(cells):
     return [f"``{k}`` = {', '.join(sorted(v))}" for k, v in sorted(seen.items())]
 
 
+_QUERY_PRIORS = {"cap_emb": ["cap_emb"], "cap_llm": ["cap_llm"], "cap_desc": ["cap_emb_desc"], "global": ["global"],
+                 "hybrid_mean": ["cap_emb"], "hybrid_max": ["cap_emb"], "hybrid_mean_global": ["cap_emb", "global"]}
+
+
+def queries(cells, method):
+    """Median scorer queries ((text, label) pairs) of a method's model-scored priors, or "–"."""
+    names = _QUERY_PRIORS.get(method.split("_beta")[0].replace("_insample", ""), [])
+    per_seed = [sum(c.get("prior_queries", {})[n] for n in names) for c in cells
+                if names and all(n in c.get("prior_queries", {}) for n in names)]
+    return f"{np.median(per_seed):.0f}" if per_seed else "–"
+
+
 def summary_lines(groups):
     lines = []
     for (dataset, setting), cells in groups:
@@ -194,11 +206,12 @@ def write_doc(cells, path=DOC):
         rows = []
         for m in methods:
             cs = [c for c in group if c["method"] == m]
-            cost = np.mean([c["seconds"]["priors"] + c["seconds"]["train"] for c in cs])
+            cost = np.median([c["seconds"]["priors"] + c["seconds"]["train"] for c in cs])
             rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
-                                        for k, _ in FAITH] + [f"{cost:.0f}"])
-        out += ["Faithfulness and cost (seconds of priors and training per seed, mean):", ""]
-        out += _table(["method"] + [h for _, h in FAITH] + ["cost s"], rows)
+                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(cs, m)])
+        out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
+                "shared priors are counted in full for every method that uses them):", ""]
+        out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
         out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
     path.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {path} from {len(cells)} cells")
