@@ -49,12 +49,15 @@ def paired(cells, method, metric):
     return np.array(diffs)
 
 
+MIN_SEEDS = 3  # fewer seeds give no interval (two equal differences would give one of width 0)
+
+
 def t_interval(diffs, level=0.95):
-    """Mean and the t-interval over seeds, or (mean, nan, nan) with fewer than two seeds."""
+    """Mean and the t-interval over seeds, or (mean, nan, nan) with fewer than ``MIN_SEEDS`` seeds."""
     if len(diffs) == 0:
         return np.nan, np.nan, np.nan
     m = float(np.mean(diffs))
-    if len(diffs) < 2:
+    if len(diffs) < MIN_SEEDS:
         return m, np.nan, np.nan
     half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs))
     return m, m - half, m + half
@@ -151,7 +154,7 @@ def write_doc(cells, path=DOC):
         "(few-shot) and its own initialisation. Accuracy columns read ``mean ± sd (seeds)``.",
         "Differences are paired against the vanilla model of the same seed, on the same test texts;",
         "the interval is a 95% t-interval over seeds of the per-seed differences, and a difference is",
-        "called a win or a loss only where that interval excludes 0.",
+        f"called a win or a loss only where that interval excludes 0 (intervals need {MIN_SEEDS} or more seeds).",
         "",
         f"Cells: {len(cells)}; seeds: {', '.join(map(str, seeds))}; compute: {total_h:.1f} hours of wall time",
         f"on {cells[0]['machine']['cpus'] if cells else '?'} CPU cores (sum over cells).",
@@ -196,7 +199,7 @@ def write_doc(cells, path=DOC):
                 d = paired(group, m, k)
                 mean, lo, hi = t_interval(d)
                 cell = "–" if np.isnan(mean) else (f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" if not np.isnan(lo)
-                                                   else f"{mean:+.3f} (1 seed)")
+                                                   else f"{mean:+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''}, no CI)")
                 v = verdict(lo, hi)
                 row.append(cell + (f" {v}" if v else ""))
             rows.append(row)

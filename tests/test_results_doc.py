@@ -27,7 +27,7 @@ def test_paired_differences_and_interval():
     m, lo, hi = t_interval(d)
     assert lo < m < hi and lo > 0 and verdict(lo, hi) == "win"
     assert verdict(-0.01, 0.02) == "" and verdict(-0.03, -0.01) == "loss"
-    assert np.isnan(t_interval(d[:1])[1])
+    assert np.isnan(t_interval(d[:1])[1]) and np.isnan(t_interval(d[:2])[1])
 
 
 def test_doc_reads_settings_from_the_cells(tmp_path):
