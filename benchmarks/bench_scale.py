@@ -129,7 +129,7 @@ def hybrid(args, X, y, labels):
     stages["CAP prior (embedding, n=100)"] = time.perf_counter() - t
     t = time.perf_counter()
     fused = PriorUnion([("cap", cap), ("ig", ig), ("lime", lime)]).fuse(X5, {"cap": p_cap, "ig": p_ig, "lime": p_lime})
-    clf = ExplanationGuidedClassifier(embedded.ENCODER, beta=1.0, attribution="grad_input", **common).fit(fused, y5)
+    ExplanationGuidedClassifier(embedded.ENCODER, beta=1.0, attribution="grad_input", **common).fit(fused, y5)
     stages["fusion and guided training"] = time.perf_counter() - t
     total = sum(stages.values())
     print(f"\n5-shot BANKING77, all 77 intents ({len(X5)} texts), CAP Hybrid mean, precision={args.precision}, "

@@ -9,7 +9,7 @@ is checked here, once, with messages that say what to do.
 import numbers
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions  # noqa: F401  (re-exported for the estimators)
+from sklearn.utils._param_validation import Interval
 
 __all__ = [
     "check_texts",

@@ -6,15 +6,12 @@ a clear error (what is wrong and what to do) or a documented behaviour.
 
 import json
 import shutil
-import sqlite3
 import time
 import unicodedata
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from sklearn_cap import (BasePrior, CAPPriorTransformer, ExplanationGuidedClassifier, IGPriorTransformer,

@@ -18,18 +18,16 @@ leave-one-out drop, ``alpha_j = z(full text) - z(text without w_j)``, a
 documented fallback that needs ``d + 1`` scores (:func:`short_text_design`).
 """
 
-import os
 import zlib
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.stats import spearmanr
-from sklearn.utils._param_validation import HasMethods, Interval, Options
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..cache import score_key
-from ..progress import PROGRESS_BAR
 from ..scorers import DEFAULT_INSTRUCTION
 from ..text import WordAttributions, masked_text
 from ..validation import RANDOM_STATE, check_known_labels, seed_from
@@ -208,18 +206,12 @@ class CAPPriorTransformer(ScorerPrior):
     """
 
     _parameter_constraints = {
-        "scorer": [HasMethods(["score"]), str, os.PathLike],
+        **ScorerPrior._parameter_constraints,
         "n_samples": [Interval(Integral, MIN_SAMPLES, None, closed="left")],
         "lam": [Interval(Real, 0, None, closed="neither")],
         "adaptive": ["boolean"],
         "adaptive_tol": [Interval(Real, 0, 1, closed="right")],
-        "instruction": [str],
-        "labels": ["array-like", None],
-        "label_descriptions": [dict, None],
-        "cache_dir": [None, str, os.PathLike, Options(bool, {False})],
-        "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": RANDOM_STATE,
-        "progress_bar": PROGRESS_BAR,
     }
 
     def __init__(

@@ -13,17 +13,15 @@ cache as CAP. A text's prior is, for each of its words, the gold class's
 score of that word (NaN for words outside the vocabulary).
 """
 
-import os
 import unicodedata
 from collections import Counter
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import HasMethods, Interval, Options
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..cache import score_key
-from ..progress import PROGRESS_BAR
 from ..scorers import DEFAULT_INSTRUCTION
 from ..text import WordAttributions
 from ..validation import check_known_labels
@@ -86,15 +84,9 @@ class GlobalPriorTransformer(ScorerPrior):
     """
 
     _parameter_constraints = {
-        "scorer": [HasMethods(["score"]), str, os.PathLike],
+        **ScorerPrior._parameter_constraints,
         "min_count": [Interval(Integral, 1, None, closed="left")],
         "max_vocabulary": [Interval(Integral, 1, None, closed="left")],
-        "instruction": [str],
-        "labels": ["array-like", None],
-        "label_descriptions": [dict, None],
-        "cache_dir": [None, str, os.PathLike, Options(bool, {False})],
-        "chunk_size": [Interval(Integral, 1, None, closed="left")],
-        "progress_bar": PROGRESS_BAR,
     }
 
     def __init__(self, scorer="embedding", *, min_count=1, max_vocabulary=5000, instruction=DEFAULT_INSTRUCTION,

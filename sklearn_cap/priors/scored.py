@@ -7,10 +7,14 @@ build the scorer, and score (text, label) pairs through the persistent cache,
 committing every ``chunk_size`` pairs.
 """
 
+import os
+from numbers import Integral
+
 import numpy as np
+from sklearn.utils._param_validation import HasMethods, Interval, Options
 
 from ..cache import MemoryCache, ScoreCache, get_cache_dir
-from ..progress import progress
+from ..progress import PROGRESS_BAR, progress
 from ..scorers import Task, build_scorer
 from ..validation import check_known_labels, check_label_space
 from .base import BasePrior
@@ -22,8 +26,19 @@ class ScorerPrior(BasePrior):
     """Base of priors scored by a model over the whole label space.
 
     Subclasses have the parameters ``scorer``, ``labels``, ``instruction``,
-    ``label_descriptions``, ``cache_dir``, ``chunk_size`` and ``progress_bar``.
+    ``label_descriptions``, ``cache_dir``, ``chunk_size`` and ``progress_bar``,
+    whose constraints are declared here once.
     """
+
+    _parameter_constraints = {
+        "scorer": [HasMethods(["score"]), str, os.PathLike],
+        "instruction": [str],
+        "labels": ["array-like", None],
+        "label_descriptions": [dict, None],
+        "cache_dir": [None, str, os.PathLike, Options(bool, {False})],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "progress_bar": PROGRESS_BAR,
+    }
 
     def _fit_task(self, y):
         """Label space, task prompt and scorer (``classes_``, ``task_``, ``scorer_``, ``scorer_identity_``)."""
