@@ -6,7 +6,12 @@ one SQLite file per folder, committed after every scored batch, so that
 
 - changing ``lam`` (or anything downstream) re-scores nothing;
 - an interrupted extraction resumes where it stopped;
-- several processes (``GridSearchCV(n_jobs=...)``) can share the folder.
+- several processes (``GridSearchCV(n_jobs=...)``, Dask or Ray workers on one
+  file system) can share the folder. Before scoring, a process *claims* the
+  keys it will score (a row in a ``claims`` table, written in one locked
+  transaction); the others skip those keys and wait for their scores, so no
+  prompt is scored twice. A claim left by a process that died expires after
+  ``claim_ttl`` seconds and is taken over.
 """
 
 import hashlib
@@ -14,6 +19,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 
@@ -46,6 +52,10 @@ class ScoreCache:
         None: detect (a cache that cannot be written is opened read-only).
         A read-only cache serves the scores it holds; new scores are kept in
         memory for the life of this object, with one warning.
+    claim_ttl : float, default=600
+        Seconds a claim on keys being scored holds (see :meth:`claim`). It
+        must exceed the time one chunk of prompts takes to score; it is also
+        how long others wait for the keys of a process that died.
 
     Examples
     --------
@@ -56,9 +66,10 @@ class ScoreCache:
     {'k': -1.5}
     """
 
-    def __init__(self, folder, read_only=None):
+    def __init__(self, folder, read_only=None, claim_ttl=600.0):
         self.folder = Path(folder).expanduser()
         self.read_only = read_only
+        self.claim_ttl = claim_ttl
         self._conn = None
         self._memory = {}
 
@@ -95,6 +106,8 @@ class ScoreCache:
                 conn = sqlite3.connect(self.path, timeout=120)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+                             "expires REAL NOT NULL)")
                 conn.commit()
                 self.read_only = False
             else:
@@ -141,6 +154,55 @@ class ScoreCache:
             return
         try:
             conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?)", rows)
+            conn.executemany("DELETE FROM claims WHERE key = ?", [(k,) for k, _ in rows])
+            conn.commit()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    def claim(self, keys, owner, limit):
+        """Claim up to ``limit`` of ``keys`` for ``owner`` to score; the claimed keys, in order.
+
+        Keys already scored, or claimed by another live owner, are skipped.
+        The check and the claim happen in one locked transaction, so two
+        processes never claim the same key. :meth:`put_many` clears the
+        claims of the keys it stores; :meth:`release` clears the rest.
+        An empty answer while keys are still missing means that others are
+        scoring them: wait and read them with :meth:`get_many`.
+        """
+        keys = list(keys)
+        conn = self._connect()
+        if self.read_only:
+            return keys[:limit]
+        now = time.time()
+        mine = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                taken = {k for (k,) in conn.execute(f"SELECT key FROM scores WHERE key IN ({marks})", chunk)}
+                taken.update(k for (k,) in conn.execute(
+                    f"SELECT key FROM claims WHERE key IN ({marks}) AND owner != ?", [*chunk, owner]))
+                mine.extend(k for k in chunk if k not in taken)
+                if len(mine) >= limit:
+                    break
+            mine = mine[:limit]
+            expires = now + float(self.claim_ttl)
+            conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", [(k, owner, expires) for k in mine])
+            conn.commit()
+        except sqlite3.Error as exc:
+            conn.rollback()
+            self._fail(exc)
+        return mine
+
+    def release(self, owner):
+        """Drop the claims ``owner`` still holds (after a failure, so others need not wait them out)."""
+        conn = self._connect()
+        if self.read_only:
+            return
+        try:
+            conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
             conn.commit()
         except sqlite3.Error as exc:
             self._fail(exc)
@@ -160,7 +222,8 @@ class ScoreCache:
 
     # A connection cannot be pickled or shared across processes: reopen lazily.
     def __getstate__(self):
-        return {"folder": self.folder, "read_only": self.read_only, "_conn": None, "_memory": {}}
+        return {"folder": self.folder, "read_only": self.read_only, "claim_ttl": self.claim_ttl, "_conn": None,
+                "_memory": {}}
 
     def __repr__(self):
         return f"ScoreCache({str(self.folder)!r})"
@@ -177,6 +240,12 @@ class MemoryCache:
 
     def put_many(self, items):
         self._items.update({k: float(v) for k, v in items.items()})
+
+    def claim(self, keys, owner, limit):
+        return list(keys)[:limit]
+
+    def release(self, owner):
+        pass
 
     def close(self):
         pass

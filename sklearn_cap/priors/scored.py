@@ -8,6 +8,9 @@ committing every ``chunk_size`` pairs.
 """
 
 import os
+import socket
+import time
+import uuid
 from numbers import Integral
 
 import numpy as np
@@ -20,6 +23,8 @@ from ..validation import check_known_labels, check_label_space
 from .base import BasePrior
 
 __all__ = ["ScorerPrior"]
+
+_POLL_SECONDS = 0.5
 
 
 class ScorerPrior(BasePrior):
@@ -60,21 +65,34 @@ class ScorerPrior(BasePrior):
         """Add the scores of ``keys`` to ``seen``: from the cache, then the scorer for what is missing.
 
         ``pairs`` maps each key to its (text, answer); counts go to
-        ``n_cached_`` and ``n_scored_``.
+        ``n_cached_`` and ``n_scored_``. Missing keys are claimed in the
+        cache a chunk at a time before they are scored, so processes sharing
+        the cache (grid-search workers) never score the same prompt twice:
+        keys another process claimed are waited for and read back.
         """
         wanted = list(dict.fromkeys(k for k in keys if k not in seen))
         found = store.get_many(wanted)
         seen.update(found)
-        missing = [k for k in wanted if k not in found]
+        todo = [k for k in wanted if k not in found]
         self.n_cached_ += len(found)
-        self.n_scored_ += len(missing)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         step = int(self.chunk_size)
-        with progress(total=len(missing), enabled=self.progress_bar if missing else False,
+        with progress(total=len(todo), enabled=self.progress_bar if todo else False,
                       desc=f"{type(self).__name__} scoring", unit="prompt") as bar:
-            for start in range(0, len(missing), step):
-                chunk = missing[start : start + step]
-                new = dict(zip(chunk, self.scorer_.score([pairs[k][0] for k in chunk], [pairs[k][1] for k in chunk],
-                                                         self.task_)))
-                store.put_many(new)  # committed at once: an interruption loses at most one chunk
-                seen.update(new)
-                bar.update(len(chunk))
+            try:
+                while todo:
+                    chunk = store.claim(todo, owner, step)
+                    if chunk:
+                        new = dict(zip(chunk, self.scorer_.score(
+                            [pairs[k][0] for k in chunk], [pairs[k][1] for k in chunk], self.task_)))
+                        store.put_many(new)  # committed at once: an interruption loses at most one chunk
+                        self.n_scored_ += len(new)
+                    else:  # everything left is being scored elsewhere
+                        time.sleep(_POLL_SECONDS)
+                        new = store.get_many(todo)
+                        self.n_cached_ += len(new)
+                    seen.update(new)
+                    todo = [k for k in todo if k not in new]
+                    bar.update(len(new))
+            finally:
+                store.release(owner)
