@@ -1,4 +1,8 @@
-"""CAP Hybrid in one Pipeline, searched with GridSearchCV over beta and lambda.
+"""
+CAP Hybrid in one Pipeline, searched with GridSearchCV
+======================================================
+
+Searched over beta and lambda.
 
 A 60-text BANKING77 subset (6 intents x 10 texts), the embedded models with
 tiny settings: CAP scored by the embedded SmolLM2 LLM, IG and LIME priors of a

@@ -1,0 +1,114 @@
+"""OpenAIScorer against a real OpenAI-compatible server: llama-cpp-python's, serving the embedded SmolLM2 GGUF.
+
+The same weights scored in process by CausalLMScorer give the reference. The
+server runs llama.cpp's quantised Q4_1 kernels (activations rounded to 8 bits
+in its dot products) where transformers dequantises the weights to float32,
+and it tokenises the prompt as one string where CausalLMScorer tokenises
+prefix, text and answer apart, so the two agree closely but not to the last
+digit; the tolerances below are what a scorer swap may change, measured.
+
+Skipped, with the reason, where ``llama-cpp-python[server]`` is not installed.
+It must be built without the native-CPU flags on CPUs with AVX-512/AMX (the
+default build crashes on its first evaluation there)::
+
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF" \\
+        pip install --no-binary llama-cpp-python "llama-cpp-python[server]"
+"""
+
+import importlib.util
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from sklearn_cap import CAPPriorTransformer, embedded
+from sklearn_cap.scorers import CausalLMScorer, OpenAIScorer, Task
+
+from conftest import needs_embedded
+
+pytestmark = [
+    needs_embedded,
+    pytest.mark.embedded,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None,
+        reason="llama-cpp-python[server] is not installed (see this module's docstring for the build flags)",
+    ),
+]
+
+LABELS = ["card_arrival", "card_delivery_estimate", "lost_or_stolen_card"]
+TEXTS = ["my new card has still not arrived", "how long until a card gets delivered", "someone stole my card"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", embedded.LLM, "--model_alias", "smollm2",
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--logits_all", "true",
+           "--n_threads", "2", "--verbose", "false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{proc.stdout.read()[-2000:]}")
+            try:
+                if httpx.get(base + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer within 180 s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _scorers(base):
+    # The server takes one prompt per request; the in-process scorer uses the server's plain layout.
+    remote = OpenAIScorer(base, "smollm2", batch_size=1, max_concurrency=1, timeout=120, max_retries=1)
+    local = CausalLMScorer(embedded.LLM, use_chat_template=False)
+    return remote, local
+
+
+def test_server_log_probabilities_match_in_process(server):
+    remote, local = _scorers(server)
+    task = Task.from_labels(LABELS)
+    texts = [t for t in TEXTS for _ in LABELS]
+    answers = list(task.label_names) * len(TEXTS)
+    a = remote.score(texts, answers, task)
+    b = local.score(texts, answers, task)
+    assert np.all(a < 0) and np.all(b < 0)
+    # Same weights, other kernels and tokenisation: close, and the same ranking of the labels.
+    np.testing.assert_allclose(a, b, atol=0.5)
+    assert spearmanr(a, b).statistic > 0.9
+
+
+def test_cap_priors_through_the_server_agree(server, tmp_path):
+    remote, local = _scorers(server)
+    y = LABELS
+    params = dict(labels=LABELS, n_samples=8, random_state=0, progress_bar=False)
+    via_server = CAPPriorTransformer(remote, cache_dir=tmp_path / "remote", **params).fit_transform(TEXTS, y)
+    in_process = CAPPriorTransformer(local, cache_dir=tmp_path / "local", **params).fit_transform(TEXTS, y)
+    a, b = np.asarray(via_server), np.asarray(in_process)
+    mask = np.isfinite(b)
+    assert (np.isfinite(a) == mask).all()
+    for i in range(len(TEXTS)):
+        rho = spearmanr(a[i][mask[i]], b[i][mask[i]]).statistic
+        assert rho > 0.8, (TEXTS[i], a[i], b[i])
