@@ -19,8 +19,9 @@ training split). Methods: ``vanilla``, ``ig``, ``lime``, ``cap_emb``,
 fused with IG and LIME), with IG and LIME priors from reference models
 cross-fitted over 3 folds; ablations ``ig_insample``, ``lime_insample``,
 ``hybrid_mean_insample`` (priors explaining the seed's own vanilla model),
-``cap_desc`` (CAP from label descriptions), ``hybrid_mean_ig`` (IG in the
-loss) and ``hybrid_mean_beta<b>``.
+``cap_desc`` (CAP from label descriptions), ``hybrid_mean_ig`` (exact IG,
+4 steps, in the loss), ``hybrid_mean_sig`` (stochastic IG in the loss) and
+``hybrid_mean_beta<b>``.
 
 Run::
 
@@ -54,7 +55,7 @@ SETTINGS = {  # name -> (texts per intent or None for all, epochs, batch size)
     "full": (None, 3, 32),
 }
 METHODS = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
-ABLATIONS = ["ig_insample", "lime_insample", "hybrid_mean_insample", "cap_desc", "hybrid_mean_ig",
+ABLATIONS = ["ig_insample", "lime_insample", "hybrid_mean_insample", "cap_desc", "hybrid_mean_ig", "hybrid_mean_sig",
              "hybrid_mean_beta0.1", "hybrid_mean_beta0.3", "hybrid_mean_beta3"]
 FAITHFULNESS_TEXTS = 500
 CV = 3
@@ -257,6 +258,9 @@ def priors_for(method, s, vanilla):
         base = "hybrid_mean"
     elif method == "hybrid_mean_ig":
         extra.update(attribution="ig", n_steps=4)
+        base = "hybrid_mean"
+    elif method == "hybrid_mean_sig":
+        extra.update(attribution="ig_stochastic")
         base = "hybrid_mean"
     in_sample = base.endswith("_insample")
     base = base.replace("_insample", "")

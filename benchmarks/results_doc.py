@@ -21,7 +21,8 @@ NAMES = {
     "hybrid_mean_global": "CAP Hybrid + global",
     "ig_insample": "IG, in-sample reference", "lime_insample": "LIME, in-sample reference",
     "hybrid_mean_insample": "CAP Hybrid mean, in-sample reference", "cap_desc": "CAP (embedding, descriptions)",
-    "hybrid_mean_ig": "CAP Hybrid mean, IG in the loss",
+    "hybrid_mean_ig": "CAP Hybrid mean, IG (4 steps) in the loss",
+    "hybrid_mean_sig": "CAP Hybrid mean, stochastic IG in the loss",
 }
 MAIN = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
 ACCURACY = [("test", "clean"), ("adv_addition", "kw. addition"), ("adv_replacement", "kw. replacement"),
@@ -38,9 +39,19 @@ def name_of(method):
     return NAMES.get(method, method)
 
 
-def paired(cells, method, metric):
-    """Per-seed differences method - vanilla on ``metric`` (same seed, same test texts)."""
-    by_seed = {c["seed"]: c for c in cells if c["method"] == "vanilla"}
+# What each ablation is compared with (paired by seed): the configuration it changes one thing of.
+BASELINE = {"ig_insample": "ig", "lime_insample": "lime", "hybrid_mean_insample": "hybrid_mean",
+            "cap_desc": "cap_emb", "cap_llm": "cap_emb", "hybrid_mean_ig": "hybrid_mean",
+            "hybrid_mean_sig": "hybrid_mean_ig", "hybrid_mean_global": "hybrid_mean"}
+
+
+def baseline_of(method):
+    return "hybrid_mean" if method.startswith("hybrid_mean_beta") else BASELINE.get(method)
+
+
+def paired(cells, method, metric, baseline="vanilla"):
+    """Per-seed differences method - baseline on ``metric`` (same seed, same test texts)."""
+    by_seed = {c["seed"]: c for c in cells if c["method"] == baseline}
     diffs = []
     for c in cells:
         if c["method"] == method and c["seed"] in by_seed and metric in c["metrics"] \
@@ -215,9 +226,75 @@ def write_doc(cells, path=DOC):
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them):", ""]
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
+        out += _ablation_lines(group)
+        out += _beta_lines(group, dataset, setting, path.parent)
         out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
     path.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {path} from {len(cells)} cells")
+
+
+def _diff_cell(d):
+    mean, lo, hi = t_interval(d)
+    if np.isnan(mean):
+        return "–"
+    if np.isnan(lo):
+        return f"{mean:+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''}, no CI)"
+    v = verdict(lo, hi)
+    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" {v}" if v else "")
+
+
+def _ablation_lines(group):
+    """Each ablation (or variant) against the configuration it changes one thing of, paired by seed."""
+    present = {c["method"] for c in group}
+    rows = []
+    for m in sorted(present, key=_order):
+        base = baseline_of(m)
+        if base is None or base not in present:
+            continue
+        rows.append([name_of(m), name_of(base)] + [_diff_cell(paired(group, m, k, base)) for k, _ in ACCURACY[:3]]
+                    + [_diff_cell(paired(group, m, k, base)) for k, _ in FAITH[:2]])
+    if not rows:
+        return []
+    return (["Ablations: each row against the configuration it changes one thing of, paired by seed",
+             "(mean difference, 95% CI over seeds):", ""]
+            + _table(["variant", "against"] + [h for _, h in ACCURACY[:3]] + [h for _, h in FAITH[:2]], rows))
+
+
+def _beta_lines(group, dataset, setting, folder):
+    """Accuracy against beta (vanilla is beta = 0), as a PNG next to the page, when a beta sweep ran."""
+    betas = {0.0: "vanilla", 1.0: "hybrid_mean"}
+    betas.update({float(m[len("hybrid_mean_beta"):]): m for m in {c["method"] for c in group}
+                  if m.startswith("hybrid_mean_beta")})
+    if len(betas) < 4:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    seeds = sorted({c["seed"] for c in group if c["method"] in betas.values()})
+    for metric, label in ACCURACY[:3]:
+        xs, ms, sds = [], [], []
+        for b, m in sorted(betas.items()):
+            v = [c["metrics"][metric] for c in group if c["method"] == m and metric in c["metrics"]]
+            if v:
+                xs.append(b)
+                ms.append(np.mean(v))
+                sds.append(np.std(v, ddof=1) if len(v) > 1 else 0.0)
+        ax.errorbar(xs, ms, yerr=sds, marker="o", capsize=3, label=label)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xticks(sorted(betas), [f"{b:g}" for b in sorted(betas)])
+    ax.set_xlabel("beta (0 = vanilla)")
+    ax.set_ylabel("accuracy (mean ± sd over seeds)")
+    ax.set_title(f"CAP Hybrid mean, {dataset} {setting}, seeds {', '.join(map(str, seeds))}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    name = f"beta_{dataset}_{setting}.png"
+    fig.savefig(folder / name, dpi=110)
+    plt.close(fig)
+    return ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
+            "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
 
 
 # Seconds per cell measured on this machine (mean over finished cells), or a rough prior guess.

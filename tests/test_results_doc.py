@@ -38,3 +38,19 @@ def test_doc_reads_settings_from_the_cells(tmp_path):
     assert "``classifier.epochs`` = 15" in text and "banking77, 5-shot" in text
     write_doc([_cell("vanilla", 0, 0.8, epochs=7)], out)
     assert "``classifier.epochs`` = 7" in out.read_text()
+
+
+def test_ablations_against_their_own_baseline_and_beta_plot(tmp_path):
+    cells = [_cell("vanilla", s, 0.80) for s in range(3)]
+    cells += [_cell("hybrid_mean", s, 0.82 + 0.001 * s) for s in range(3)]
+    cells += [_cell("hybrid_mean_ig", s, 0.83 + 0.001 * s) for s in range(3)]
+    for beta, acc in [("0.1", 0.81), ("0.3", 0.815), ("3", 0.79)]:
+        cells += [_cell(f"hybrid_mean_beta{beta}", s, acc + 0.002 * s) for s in range(3)]
+    d = paired(cells, "hybrid_mean_ig", "test", baseline="hybrid_mean")
+    assert np.allclose(d, 0.01)  # against the configuration it changes, not against vanilla
+    out = tmp_path / "results.rst"
+    write_doc(cells, out)
+    text = out.read_text()
+    assert "Ablations" in text and "CAP Hybrid mean, IG (4 steps) in the loss" in text
+    assert ".. image:: beta_banking77_5-shot.png" in text
+    assert (tmp_path / "beta_banking77_5-shot.png").stat().st_size > 1000
