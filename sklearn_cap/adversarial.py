@@ -33,6 +33,24 @@ class Edit:
 
     ``keyword`` is the confusable class's keyword that went in (``inserted``
     also holds the space an addition needs); ``confused_with`` is that class.
+
+    Parameters
+    ----------
+    kind : {"addition", "replacement"}
+        The kind of edit.
+    source : int
+        Index of the source text in the texts given to :func:`make_adversarial`.
+    char_start : int
+        Character offset in the source text where the edit starts.
+    removed : str
+        The source text's characters the edit replaces (``""`` for an addition).
+    inserted : str
+        The characters that take their place: the keyword, with a space
+        before or after it for an addition.
+    keyword : str
+        The confusable class's keyword that was put in.
+    confused_with : label
+        The confusable class the keyword belongs to.
     """
 
     kind: str
@@ -44,17 +62,51 @@ class Edit:
     confused_with: object
 
     def apply(self, text):
-        """The edited text from the source."""
+        """The edited text from the source.
+
+        Parameters
+        ----------
+        text : str
+            The source text.
+
+        Returns
+        -------
+        str
+            The text with ``removed`` at ``char_start`` replaced by ``inserted``.
+        """
         return text[: self.char_start] + self.inserted + text[self.char_start + len(self.removed) :]
 
     def undo(self, text):
-        """The source text back from the edited one."""
+        """The source text back from the edited one.
+
+        Parameters
+        ----------
+        text : str
+            The edited text (the output of :meth:`apply`).
+
+        Returns
+        -------
+        str
+            The text with ``inserted`` at ``char_start`` replaced by ``removed``.
+        """
         return text[: self.char_start] + self.removed + text[self.char_start + len(self.inserted) :]
 
 
 @dataclass
 class AdversarialSet:
-    """Edited texts with their gold labels and the edits that made them."""
+    """Edited texts with their gold labels and the edits that made them.
+
+    Parameters
+    ----------
+    texts : list of str
+        The adversarial texts.
+    labels : ndarray of shape (n_texts,)
+        The gold label of each text: its source text's label.
+    edits : list of Edit
+        The edit that made each text from its source.
+    n_skipped : int
+        Source texts that admitted no edit and were left out.
+    """
 
     texts: list
     labels: np.ndarray

@@ -75,6 +75,19 @@ def normalize(values, mask, method="minmax"):
 def normalize_np(values, method="minmax"):
     """:func:`normalize` for a NaN-padded prior matrix; NaN stays NaN.
 
+    Parameters
+    ----------
+    values : array-like of shape (n, w)
+        Scores by word position; NaN (or infinite) entries are left out of
+        each row's normalisation.
+    method : {"minmax", "l1", "softmax"}, default="minmax"
+        As in :func:`normalize`.
+
+    Returns
+    -------
+    ndarray of shape (n, w)
+        Each row normalised over its finite entries; NaN elsewhere.
+
     Examples
     --------
     >>> normalize_np(np.array([[1.0, 3.0, np.nan], [2.0, -2.0, 0.0]]))
@@ -116,7 +129,22 @@ def pool_to_words(token_scores, word_index, n_words):
 
 
 def pad_baseline(embeds, special, pad_embedding):
-    """IG baseline: the pad embedding at word tokens; special and padding tokens keep theirs."""
+    """IG baseline: the pad embedding at word tokens; special and padding tokens keep theirs.
+
+    Parameters
+    ----------
+    embeds : torch.Tensor of shape (n, t, h)
+        Input embeddings.
+    special : torch.BoolTensor of shape (n, t)
+        True for special and padding tokens.
+    pad_embedding : torch.Tensor of shape (h,)
+        The pad token's embedding.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, t, h)
+        ``embeds`` where ``special`` is True, ``pad_embedding`` elsewhere.
+    """
     return torch.where(special[..., None], embeds, pad_embedding.to(embeds.dtype).expand_as(embeds))
 
 
@@ -135,6 +163,19 @@ def _target_logprob(model, embeds, attention_mask, target, create_graph):
 
 def gradient_x_input(model, embeds, attention_mask, target, *, create_graph=False):
     """Gradient x input of ``log P(target)`` per token, and the logits at the input.
+
+    Parameters
+    ----------
+    model : a classifier taking ``inputs_embeds`` and ``attention_mask``
+        Its output has ``.logits`` of shape (n, n_classes).
+    embeds : torch.Tensor of shape (n, t, h)
+        Input embeddings; made to require grad when they do not.
+    attention_mask : torch.Tensor of shape (n, t)
+        1 for real tokens, 0 for padding.
+    target : torch.LongTensor of shape (n,)
+        Class index whose log-probability is attributed, per text.
+    create_graph : bool, default=False
+        Keep the graph so that a loss on the attribution can be trained.
 
     Returns
     -------
@@ -170,7 +211,7 @@ def integrated_gradients(model, embeds, attention_mask, target, baseline, *, n_s
     internal_batch_size : int, default=None
         Most interpolated rows per pass; None runs every point at once.
     alphas : torch.Tensor of shape (k, n), default=None
-        Interpolation points per step and text, in (0, 1], instead of the
+        Interpolation points per step and text, in [0, 1], instead of the
         Riemann grid. One uniform draw per text (``k = 1``) is *stochastic
         IG*: an unbiased estimate of IG's path integral, as expected
         gradients uses for attribution priors (Erion et al. 2021).

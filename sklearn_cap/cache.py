@@ -29,14 +29,38 @@ ENV_VAR = "SKLEARN_CAP_CACHE"
 
 
 def get_cache_dir(cache_dir=None):
-    """Cache folder: argument, then ``$SKLEARN_CAP_CACHE``, then ``~/.cache/sklearn_cap``."""
+    """Cache folder: argument, then ``$SKLEARN_CAP_CACHE``, then ``~/.cache/sklearn_cap``.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like, default=None
+        The folder; None falls back to ``$SKLEARN_CAP_CACHE``, then to
+        ``~/.cache/sklearn_cap``. A leading ``~`` is expanded.
+
+    Returns
+    -------
+    pathlib.Path
+        The cache folder (not created here).
+    """
     if cache_dir is None:
         cache_dir = os.environ.get(ENV_VAR) or Path.home() / ".cache" / "sklearn_cap"
     return Path(cache_dir).expanduser()
 
 
 def score_key(*parts):
-    """Stable hex digest of JSON-serialisable parts."""
+    """Stable hex digest of JSON-serialisable parts.
+
+    Parameters
+    ----------
+    *parts : JSON-serialisable objects
+        What the key depends on, in order (e.g. scorer identity, task
+        fingerprint, text, label).
+
+    Returns
+    -------
+    str
+        The SHA-256 hex digest of the parts' compact JSON encoding.
+    """
     blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -129,7 +153,18 @@ class ScoreCache:
         return conn
 
     def get_many(self, keys):
-        """Cached values of those keys that are present."""
+        """Cached values of those keys that are present.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys to look up.
+
+        Returns
+        -------
+        dict of str -> float
+            The keys found, with their values; missing keys are left out.
+        """
         conn = self._connect()
         keys = list(keys)
         found = {k: self._memory[k] for k in keys if k in self._memory}
@@ -143,7 +178,14 @@ class ScoreCache:
         return found
 
     def put_many(self, items):
-        """Store ``{key: value}`` and commit at once (what makes runs resumable)."""
+        """Store ``{key: value}`` and commit at once (what makes runs resumable).
+
+        Parameters
+        ----------
+        items : dict of str -> float
+            Scores to store; every value must be finite. Their keys' claims
+            are cleared. A read-only cache keeps them in memory.
+        """
         rows = [(k, float(v)) for k, v in items.items()]
         bad = [k for k, v in rows if not math.isfinite(v)]
         if bad:
@@ -168,6 +210,22 @@ class ScoreCache:
         claims of the keys it stores; :meth:`release` clears the rest.
         An empty answer while keys are still missing means that others are
         scoring them: wait and read them with :meth:`get_many`.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys the caller wants to score, in order.
+        owner : str
+            Identifies the claiming process (unique per caller and run).
+        limit : int
+            Most keys to claim.
+
+        Returns
+        -------
+        list of str
+            The keys now claimed by ``owner``, at most ``limit``, in the
+            order of ``keys``. A read-only cache claims nothing and returns
+            the first ``limit`` keys.
         """
         keys = list(keys)
         conn = self._connect()
@@ -197,7 +255,13 @@ class ScoreCache:
         return mine
 
     def release(self, owner):
-        """Drop the claims ``owner`` still holds (after a failure, so others need not wait them out)."""
+        """Drop the claims ``owner`` still holds (after a failure, so others need not wait them out).
+
+        Parameters
+        ----------
+        owner : str
+            The owner given to :meth:`claim`.
+        """
         conn = self._connect()
         if self.read_only:
             return

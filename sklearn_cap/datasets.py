@@ -79,7 +79,19 @@ _DESCR = {
 
 
 def get_data_home(data_home=None):
-    """The folder the loaders read: argument, then ``$SKLEARN_CAP_DATA``, then ``~/sklearn_cap_data``."""
+    """The folder the loaders read: argument, then ``$SKLEARN_CAP_DATA``, then ``~/sklearn_cap_data``.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder; None falls back to ``$SKLEARN_CAP_DATA``, then to
+        ``~/sklearn_cap_data``. A leading ``~`` is expanded.
+
+    Returns
+    -------
+    pathlib.Path
+        The data folder (not created here).
+    """
     if data_home is None:
         data_home = os.environ.get(ENV_VAR) or Path.home() / "sklearn_cap_data"
     return Path(data_home).expanduser()
@@ -265,7 +277,7 @@ def sample_few_shot(X, y, n_per_class=5, *, random_state=None):
     --------
     >>> X = ["a", "b", "c", "d"]; y = [0, 0, 1, 1]
     >>> Xs, ys, idx = sample_few_shot(X, y, 1, random_state=0)
-    >>> list(ys)
+    >>> ys.tolist()
     [0, 1]
     """
     X = np.asarray(X, dtype=object)

@@ -24,7 +24,24 @@ def _norm(word):
 
 
 def word_counts(texts, labels):
-    """Per-class word counts: ``(counts (n_classes, n_words), classes, vocabulary)``."""
+    """Per-class word counts: ``(counts (n_classes, n_words), classes, vocabulary)``.
+
+    Parameters
+    ----------
+    texts : list of str
+        The texts; their words are case-folded and NFC-normalised.
+    labels : array-like of shape (n_texts,)
+        The label of each text.
+
+    Returns
+    -------
+    counts : ndarray of shape (n_classes, n_words)
+        Occurrences of each vocabulary word in the texts of each class.
+    classes : ndarray of shape (n_classes,)
+        The sorted distinct labels (rows of ``counts``).
+    vocabulary : list of str
+        The sorted distinct words (columns of ``counts``).
+    """
     labels = np.asarray(labels)
     classes = np.unique(labels)
     docs = [[_norm(w) for w in segment(t)[0]] for t in texts]
@@ -51,6 +68,20 @@ def logodds_keywords(texts, labels, *, top_k=10, alpha0=1000.0, min_count=2):
     The ``top_k`` words by ``z`` that occur at least ``min_count`` times in
     the class are its keywords. Takes texts and labels only: no model and no
     prior enters.
+
+    Parameters
+    ----------
+    texts : list of str
+        Training texts.
+    labels : array-like of shape (n_texts,)
+        The label of each text.
+    top_k : int, default=10
+        Keywords per class.
+    alpha0 : float, default=1000.0
+        Total prior count of the Dirichlet prior, spread over the words in
+        proportion to their share of all texts.
+    min_count : int, default=2
+        Fewest occurrences in the class for a word to be one of its keywords.
 
     Returns
     -------
@@ -80,7 +111,21 @@ def logodds_keywords(texts, labels, *, top_k=10, alpha0=1000.0, min_count=2):
 
 
 def confusable_partners(texts, labels):
-    """Each class's nearest other class by the cosine similarity of their word-frequency vectors."""
+    """Each class's nearest other class by the cosine similarity of their word-frequency vectors.
+
+    Parameters
+    ----------
+    texts : list of str
+        Training texts.
+    labels : array-like of shape (n_texts,)
+        The label of each text; at least two classes.
+
+    Returns
+    -------
+    dict of label -> label
+        Each class's most similar other class: the ``partners`` of
+        :func:`sklearn_cap.adversarial.make_adversarial`.
+    """
     counts, classes, _ = word_counts(texts, labels)
     unit = counts / np.linalg.norm(counts, axis=1, keepdims=True).clip(min=1e-12)
     sim = unit @ unit.T

@@ -92,6 +92,11 @@ def comprehensiveness(clf, attributions, *, k=DEFAULT_K, target=None, per_text=F
     per_text : bool, default=False
         Return the AOPC of each text instead of their mean.
 
+    Returns
+    -------
+    float or ndarray of shape (n_texts,)
+        The AOPC comprehensiveness (higher is better), or per text.
+
     Examples
     --------
     >>> ex = clf.explain(X_test)  # doctest: +SKIP
@@ -103,13 +108,52 @@ def comprehensiveness(clf, attributions, *, k=DEFAULT_K, target=None, per_text=F
 
 
 def sufficiency(clf, attributions, *, k=DEFAULT_K, target=None, per_text=False):
-    """AOPC sufficiency: mean drop of ``p(c)`` when only the top-k% words are kept (lower is better)."""
+    """AOPC sufficiency: mean drop of ``p(c)`` when only the top-k% words are kept (lower is better).
+
+    Parameters
+    ----------
+    clf : fitted classifier with ``predict_proba`` and ``classes_`` on raw texts
+        The model whose probabilities are compared.
+    attributions : WordAttributions
+        Any word scores: a prior container or ``clf.explain(X)``.
+    k : sequence of float, default=(0.01, 0.05, 0.1, 0.2, 0.5)
+        Fractions of each text's words (in (0, 1]; at least one word) to
+        remove or keep.
+    target : array-like, default=None
+        Class per text; default ``attributions.targets``, else the prediction.
+    per_text : bool, default=False
+        Return the AOPC of each text instead of their mean.
+
+    Returns
+    -------
+    float or ndarray of shape (n_texts,)
+        The AOPC sufficiency (lower is better), or per text.
+    """
     out = _erasure(clf, attributions, k, target, "sufficiency").mean(0)
     return out if per_text else float(out.mean())
 
 
 def faithfulness(clf, attributions, *, k=DEFAULT_K, target=None):
-    """Both metrics, overall and per ``k``: ``{"comprehensiveness": .., "sufficiency": .., "per_k": {...}}``."""
+    """Both metrics, overall and per ``k``: ``{"comprehensiveness": .., "sufficiency": .., "per_k": {...}}``.
+
+    Parameters
+    ----------
+    clf : fitted classifier with ``predict_proba`` and ``classes_`` on raw texts
+        The model whose probabilities are compared.
+    attributions : WordAttributions
+        Any word scores: a prior container or ``clf.explain(X)``.
+    k : sequence of float, default=(0.01, 0.05, 0.1, 0.2, 0.5)
+        Fractions of each text's words (in (0, 1]; at least one word) to
+        remove or keep.
+    target : array-like, default=None
+        Class per text; default ``attributions.targets``, else the prediction.
+
+    Returns
+    -------
+    dict
+        ``"comprehensiveness"`` and ``"sufficiency"`` (AOPC, floats), and
+        ``"per_k"``: fraction -> ``{"comprehensiveness": float, "sufficiency": float}``.
+    """
     comp = _erasure(clf, attributions, k, target, "comprehensiveness")
     suff = _erasure(clf, attributions, k, target, "sufficiency")
     return {
@@ -131,13 +175,42 @@ def comprehensiveness_scorer(estimator, X, y=None):
     Works on an :class:`~sklearn_cap.ExplanationGuidedClassifier` or a
     Pipeline ending in one (prior steps pass unlabelled texts through).
     Higher is better.
+
+    Parameters
+    ----------
+    estimator : ExplanationGuidedClassifier or Pipeline
+        A fitted classifier, or a fitted Pipeline whose last step is one.
+    X : list of str
+        Texts to explain (for their predicted classes) and score.
+    y : array-like of shape (n_texts,), default=None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    float
+        The AOPC comprehensiveness of the classifier's own explanations.
     """
     clf = _final_classifier(estimator)
     return comprehensiveness(clf, clf.explain(list(X)))
 
 
 def sufficiency_scorer(estimator, X, y=None):
-    """Scorer for AOPC sufficiency, negated so that higher is better (scikit-learn's convention)."""
+    """Scorer for AOPC sufficiency, negated so that higher is better (scikit-learn's convention).
+
+    Parameters
+    ----------
+    estimator : ExplanationGuidedClassifier or Pipeline
+        A fitted classifier, or a fitted Pipeline whose last step is one.
+    X : list of str
+        Texts to explain (for their predicted classes) and score.
+    y : array-like of shape (n_texts,), default=None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    float
+        Minus the AOPC sufficiency of the classifier's own explanations.
+    """
     clf = _final_classifier(estimator)
     return -sufficiency(clf, clf.explain(list(X)))
 
@@ -149,6 +222,20 @@ def class_keywords(attributions, labels, *, top_k=10, min_count=2, normalization
     lower-cased word over the texts of a class and divided by the class
     size; words seen in fewer than ``min_count`` texts of the class are
     left out (one-off words are not a class's keywords).
+
+    Parameters
+    ----------
+    attributions : WordAttributions
+        Word scores of the texts: priors or explanations.
+    labels : array-like of shape (n_texts,)
+        The class of each text.
+    top_k : int, default=10
+        Keywords per class.
+    min_count : int, default=2
+        Fewest texts of the class a word must appear in (capped at the
+        class size).
+    normalization : {"minmax", "l1", "softmax"}, default="minmax"
+        Per-text normalisation of the scores before they are summed.
 
     Returns
     -------
@@ -181,6 +268,11 @@ def class_keywords(attributions, labels, *, top_k=10, min_count=2, normalization
 def keyword_overlap(keywords):
     """Jaccard overlap of the keyword sets of every pair of classes.
 
+    Parameters
+    ----------
+    keywords : dict of label -> list of (word, score)
+        Each class's keywords, e.g. from :func:`class_keywords`.
+
     Returns
     -------
     overlap : ndarray of shape (n_classes, n_classes)
@@ -199,7 +291,22 @@ def keyword_overlap(keywords):
 
 
 def confusable_pairs(overlap, classes, n=10):
-    """The ``n`` class pairs with the highest keyword overlap: list of (a, b, overlap)."""
+    """The ``n`` class pairs with the highest keyword overlap: list of (a, b, overlap).
+
+    Parameters
+    ----------
+    overlap : ndarray of shape (n_classes, n_classes)
+        Symmetric overlap matrix, from :func:`keyword_overlap`.
+    classes : list
+        Row/column order of ``overlap``.
+    n : int, default=10
+        Most pairs to return.
+
+    Returns
+    -------
+    list of (label, label, float)
+        Pairs of distinct classes, highest overlap first (ties in row order).
+    """
     iu = np.triu_indices(len(classes), k=1)
     order = np.argsort(-overlap[iu], kind="stable")[:n]
     return [(classes[iu[0][o]], classes[iu[1][o]], float(overlap[iu][o])) for o in order]

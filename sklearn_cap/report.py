@@ -5,11 +5,29 @@ import html
 import io
 
 
-__all__ = ["plot_keyword_overlap", "html_report"]
+__all__ = ["plot_attributions", "plot_keyword_overlap", "html_report"]
 
 
 def plot_keyword_overlap(overlap, classes, ax=None, title="Keyword overlap between classes"):
-    """Heatmap of :func:`sklearn_cap.metrics.keyword_overlap`; returns the matplotlib Axes."""
+    """Heatmap of :func:`sklearn_cap.metrics.keyword_overlap`; returns the matplotlib Axes.
+
+    Parameters
+    ----------
+    overlap : ndarray of shape (n_classes, n_classes)
+        Overlap matrix with values in [0, 1], from
+        :func:`~sklearn_cap.metrics.keyword_overlap`.
+    classes : list
+        Row/column order of ``overlap``; the tick labels.
+    ax : matplotlib Axes, default=None
+        Drawn on a new figure (sized to the number of classes) when None.
+    title : str, default="Keyword overlap between classes"
+        Title of the plot.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes with the heatmap and its colour bar.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -23,6 +41,67 @@ def plot_keyword_overlap(overlap, classes, ax=None, title="Keyword overlap betwe
     ax.set_yticks(range(len(classes)), [str(c) for c in classes], fontsize=8)
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Jaccard overlap of top keywords")
     ax.set_title(title, fontsize=10)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_attributions(attributions, index=0, ax=None, title=None):
+    """Words of one text coloured by their scores, one row per source of scores.
+
+    Parameters
+    ----------
+    attributions : WordAttributions or dict of str -> WordAttributions
+        One set of scores (an explanation or a prior), or several over the
+        same texts (``{"CAP": ..., "IG": ...}``), drawn as rows to compare.
+    index : int, default=0
+        Which text.
+    ax : matplotlib Axes, default=None
+        Drawn on a new figure when None.
+    title : str, default=None
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        Each row is min-max normalised on its own (the scale differs by
+        source); the number in a cell is the raw score.
+
+    Examples
+    --------
+    >>> from sklearn_cap import WordAttributions
+    >>> wa = WordAttributions(["where is my card"], [[0.1, 0.0, 0.2, 0.9]])
+    >>> ax = plot_attributions({"prior": wa})
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['where', 'is', 'my', 'card']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = attributions if isinstance(attributions, dict) else {"": attributions}
+    words = None
+    grid = []
+    for name, wa in rows.items():
+        if words is None:
+            words = list(wa.words[index])
+        elif list(wa.words[index]) != words:
+            raise ValueError(f"Row {name!r} holds another text than the first row: {wa.words[index]} vs {words}.")
+        grid.append(np.asarray(wa)[index, : len(words)].astype(float))
+    grid = np.array(grid)
+    low, high = np.nanmin(grid, axis=1, keepdims=True), np.nanmax(grid, axis=1, keepdims=True)
+    shown = (grid - low) / np.where(high > low, high - low, 1.0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(words) + 1.5), 0.55 * len(rows) + 1.0))
+    ax.imshow(np.ma.masked_invalid(shown), cmap="Oranges", vmin=0, vmax=1, aspect="auto")
+    for (r, c), v in np.ndenumerate(grid):
+        ax.text(c, r, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if np.isfinite(shown[r, c]) and shown[r, c] > 0.6 else "black")
+    ax.set_xticks(range(len(words)), words, fontsize=9)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=9)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.figure.tight_layout()
     return ax
 

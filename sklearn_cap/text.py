@@ -86,6 +86,8 @@ class WordAttributions:
         set to NaN.
     targets : array-like of shape (n_texts,), default=None
         The label each row's scores are about (set by ``explain``).
+    _segments : internal, default=None
+        Precomputed segmentation; not for users.
 
     Attributes
     ----------
@@ -145,7 +147,19 @@ class WordAttributions:
         return bool(np.isfinite(self.values).any())
 
     def with_values(self, values):
-        """A container of the same texts and words with other scores."""
+        """A container of the same texts and words with other scores.
+
+        Parameters
+        ----------
+        values : array-like of shape (n_texts, n_positions) or None
+            The new word scores by word position, as in the constructor;
+            None gives a container with no scores.
+
+        Returns
+        -------
+        WordAttributions
+            Same texts, words and ``targets``; the new values.
+        """
         return WordAttributions(self.texts, values, targets=self.targets, _segments=list(zip(self.words, self.spans)))
 
     def __len__(self):
@@ -168,13 +182,37 @@ class WordAttributions:
         return self.values.shape
 
     def to_list(self, index=None):
-        """``(word, score)`` pairs of one text, or of every text when ``index`` is None."""
+        """``(word, score)`` pairs of one text, or of every text when ``index`` is None.
+
+        Parameters
+        ----------
+        index : int, default=None
+            Row of the text; None lists every text.
+
+        Returns
+        -------
+        list of (str, float), or list of such lists when ``index`` is None
+            Each word with its score (NaN when it has none), in text order.
+        """
         if index is None:
             return [self.to_list(i) for i in range(len(self))]
         return [(w, float(v)) for w, v in zip(self.words[index], self.values[index])]
 
     def top_words(self, index, k=5):
-        """The ``k`` highest-scored words of one text, best first."""
+        """The ``k`` highest-scored words of one text, best first.
+
+        Parameters
+        ----------
+        index : int
+            Row of the text.
+        k : int, default=5
+            Most words to return; words without a score are left out.
+
+        Returns
+        -------
+        list of str
+            Up to ``k`` words, highest score first.
+        """
         pairs = [p for p in self.to_list(index) if np.isfinite(p[1])]
         return [w for w, _ in sorted(pairs, key=lambda p: -p[1])[:k]]
 
@@ -184,6 +222,19 @@ class WordAttributions:
         Scores are scaled per text by the largest absolute score: green for
         positive, red for negative. ``labels`` adds a caption per text
         (default: ``targets``, the explained labels, when set).
+
+        Parameters
+        ----------
+        index : int, default=None
+            Row of the text to render; None renders every text.
+        labels : array-like of shape (n_texts,), default=None
+            Caption of each text, indexed by row; None uses ``targets``
+            (no captions when those are not set either).
+
+        Returns
+        -------
+        str
+            One ``<p>`` element per text rendered.
         """
         if labels is None:
             labels = self.targets

@@ -36,14 +36,40 @@ class Callback:
     """
 
     def on_train_begin(self, clf):
-        """Called once the model and optimizer exist, before the first epoch."""
+        """Called once the model and optimizer exist, before the first epoch.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained (``model_`` and ``optimizer_`` set).
+        """
 
     def on_epoch_end(self, clf, record):
-        """Called after every epoch with its record (``clf.history_[-1]``); return True to stop."""
+        """Called after every epoch with its record (``clf.history_[-1]``); return True to stop.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        record : dict
+            The epoch's record: ``epoch``, ``loss``, ``ce``, ``attr`` (means
+            over batches), ``seconds``, and ``val_accuracy`` with a validation set.
+
+        Returns
+        -------
+        bool
+            True stops training after this epoch.
+        """
         return False
 
     def on_train_end(self, clf):
-        """Called after the last epoch."""
+        """Called after the last epoch.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier that was trained.
+        """
 
 
 class EarlyStopping(Callback):
@@ -52,6 +78,12 @@ class EarlyStopping(Callback):
     The classifier adds one when ``early_stopping=True`` (with
     ``n_iter_no_change`` as ``patience``) and holds out
     ``validation_fraction`` of the training texts for it.
+
+    Parameters
+    ----------
+    patience : int, default=2
+        Epochs without an improvement of ``val_accuracy`` after which
+        training stops.
     """
 
     def __init__(self, patience=2):
@@ -99,7 +131,21 @@ class TrainingMixin:
         return self.optimizer(groups, lr=float(self.learning_rate))
 
     def initialize_scheduler(self, optimizer, total_steps):
-        """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0."""
+        """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The optimizer whose learning rate is scheduled (from
+            :meth:`initialize_optimizer`).
+        total_steps : int
+            Optimisation steps of the whole training (batches x epochs).
+
+        Returns
+        -------
+        torch.optim.lr_scheduler.LambdaLR
+            Stepped once per optimisation step.
+        """
         warmup = int(float(self.warmup_ratio) * total_steps)
 
         def factor(step):
@@ -138,7 +184,23 @@ class TrainingMixin:
         return ce + float(self.beta) * attr, {"ce": ce, "attr": attr}
 
     def train_step(self, batch, target, prior):
-        """One optimisation step; returns the batch's ``loss``, ``ce`` and ``attr`` as floats."""
+        """One optimisation step; returns the batch's ``loss``, ``ce`` and ``attr`` as floats.
+
+        Parameters
+        ----------
+        batch : Batch
+            The batch's encoded texts on the training device.
+        target : torch.LongTensor of shape (n,)
+            Gold class indices (columns of ``classes_``).
+        prior : torch.Tensor of shape (n, width) or None
+            The batch's priors, NaN where a word has no prior; None trains
+            with cross-entropy only.
+
+        Returns
+        -------
+        dict of str -> float
+            ``loss``, ``ce`` and ``attr`` of the batch (see :meth:`get_loss`).
+        """
         self.optimizer_.zero_grad(set_to_none=True)
         with self.autocast():
             loss, parts = self.get_loss(batch, target, prior)
@@ -154,6 +216,30 @@ class TrainingMixin:
 
         ``priors`` is a float tensor (texts x words, NaN for none) or None;
         ``val_rows`` (or None) are scored after every epoch as ``val_accuracy``.
+
+        Parameters
+        ----------
+        encoded : EncodedTexts
+            All texts (training and validation), encoded for ``model_``.
+        y_idx : ndarray of shape (n_texts,), dtype int
+            Gold class index of each text (columns of ``classes_``).
+        priors : torch.Tensor of shape (n_texts, n_words) or None
+            Priors by word position, NaN where a word has no prior; None
+            trains with cross-entropy only.
+        train_rows : ndarray of int
+            Indices of the texts to train on.
+        val_rows : ndarray of int or None
+            Indices of the held-out texts scored after every epoch; None
+            for no validation.
+        rng : numpy.random.Generator
+            Shuffles the training batches.
+        callbacks : list of Callback
+            Called at the start and end of training and after every epoch.
+
+        Returns
+        -------
+        self
+            With ``history_`` and ``n_epochs_`` set.
         """
         device = self.device_
         bs = int(self.batch_size)

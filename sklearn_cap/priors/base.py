@@ -32,12 +32,17 @@ __all__ = ["BasePrior", "References"]
 class References:
     """Fitted reference classifier(s) that IG- and LIME-style priors explain.
 
+    Parameters
+    ----------
+    full : estimator or None, default=None
+        One classifier fitted on all training texts (None when cross-fitted).
+    folds : list of (ndarray, estimator), default=[]
+        Cross-fitting: the rows each fold model did *not* see, and the model.
+
     Attributes
     ----------
-    full : estimator or None
-        One classifier fitted on all training texts (None when cross-fitted).
-    folds : list of (ndarray, estimator)
-        Cross-fitting: the rows each fold model did *not* see, and the model.
+    models : list of estimator
+        ``[full]``, or the fold models when ``full`` is None.
     """
 
     full: object = None
@@ -89,25 +94,91 @@ class BasePrior(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X, y):
-        """Learn what the prior needs from labelled texts; return ``self``."""
+        """Learn what the prior needs from labelled texts; return ``self``.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        self
+            The fitted prior.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement fit(X, y).")
 
     def compute_priors(self, X, y):
-        """Priors of labelled texts (after ``fit``): a WordAttributions."""
+        """Priors of labelled texts (after ``fit``): a WordAttributions.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Label of each text; its prior is about that label.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one value per word (NaN: no prior).
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement compute_priors(X, y).")
 
     def fit_transform(self, X, y=None):
-        """Fit, then return each training text's prior for its gold label."""
+        """Fit, then return each training text's prior for its gold label.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text (required despite the default: priors
+            need the labels).
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one value per word (NaN: no prior).
+        """
         self.check_fit_data(X, y)
         return self.fit(X, y).compute_priors(X, y)
 
     def transform(self, X):
-        """The texts with no prior values (no model is called): what ``Pipeline.predict`` passes on."""
+        """The texts with no prior values (no model is called): what ``Pipeline.predict`` passes on.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts (no labels needed); empty texts are allowed.
+
+        Returns
+        -------
+        WordAttributions
+            The texts and their words, with no values (all NaN).
+        """
         check_is_fitted(self)
         return WordAttributions(check_texts(X))
 
     def check_fit_data(self, X, y):
-        """``(texts, y)`` checked: texts with a word each, one label per text."""
+        """``(texts, y)`` checked: texts with a word each, one label per text.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts; each must have at least one word.
+        y : array-like of shape (n_texts,)
+            One label per text; None raises a ``ValueError``.
+
+        Returns
+        -------
+        texts : list of str
+            The checked texts.
+        y : ndarray of shape (n_texts,)
+            The checked labels.
+        """
         texts = check_texts(X, allow_empty=False)
         return texts, check_labels(y, len(texts), owner=type(self).__name__)
 
@@ -117,11 +188,40 @@ class BasePrior(TransformerMixin, BaseEstimator):
         return None
 
     def fit_reference(self, X, y):
-        """Train (or take) the reference model(s): a :class:`References`."""
+        """Train (or take) the reference model(s): a :class:`References`.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        References
+            The fitted reference model(s).
+        """
         raise NotImplementedError(f"{type(self).__name__} explains no reference model.")
 
     def fit_transform_with(self, references, X, y):
-        """Fit with given :class:`References` instead of training them; return the training priors."""
+        """Fit with given :class:`References` instead of training them; return the training priors.
+
+        Parameters
+        ----------
+        references : References
+            Reference model(s) from :meth:`fit_reference`, of this or of an
+            equal-keyed prior (:meth:`reference_key`).
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one value per word (NaN: no prior).
+        """
         raise NotImplementedError(f"{type(self).__name__} explains no reference model.")
 
     def __sklearn_tags__(self):

@@ -78,8 +78,8 @@ class GlobalPriorTransformer(ScorerPrior):
     --------
     >>> from sklearn_cap.priors import GlobalPriorTransformer
     >>> prior = GlobalPriorTransformer(progress_bar=False)
-    >>> P = prior.fit_transform(["my card is late", "a fee for my transfer"], ["card_arrival", "transfer_fee"])  # doctest: +SKIP
-    >>> prior.n_queries_  # doctest: +SKIP
+    >>> P = prior.fit_transform(["my card is late", "a fee for my transfer"], ["card_arrival", "transfer_fee"])
+    >>> prior.n_queries_  # one per distinct word (8) and one for the empty text
     9
     """
 
@@ -102,7 +102,22 @@ class GlobalPriorTransformer(ScorerPrior):
         self.progress_bar = progress_bar
 
     def fit(self, X, y):
-        """Collect the vocabulary and score each word (and the empty text) against every label."""
+        """Collect the vocabulary and score each word (and the empty text) against every label.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word; their words make
+            the vocabulary.
+        y : array-like of shape (n_texts,)
+            Gold labels, all in ``labels`` when that is given; the label
+            space is ``labels``, else the classes seen in ``y``.
+
+        Returns
+        -------
+        self
+            The fitted prior.
+        """
         self._validate_params()
         texts, y = self.check_fit_data(X, y)
         self._fit_task(y)
@@ -127,7 +142,21 @@ class GlobalPriorTransformer(ScorerPrior):
         return self
 
     def compute_priors(self, X, y):
-        """Each word's score for its text's gold class (NaN outside the vocabulary)."""
+        """Each word's score for its text's gold class (NaN outside the vocabulary).
+
+        Parameters
+        ----------
+        X : list of str
+            Texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold labels, each in ``classes_``.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text; each word's value is ``table_`` at the word's
+            row and the gold class's column.
+        """
         check_is_fitted(self, "table_")
         texts, y = self.check_fit_data(X, y)
         check_known_labels(y, self.classes_, what="the label space")

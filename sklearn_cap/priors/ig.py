@@ -74,7 +74,23 @@ class IGPriorTransformer(ReferencePrior):
         self.progress_bar = progress_bar
 
     def explain_with(self, model, texts, y):
-        """IG of ``model`` for labels ``y`` through its ``explain``."""
+        """IG of ``model`` for labels ``y`` through its ``explain``.
+
+        Parameters
+        ----------
+        model : ExplanationGuidedClassifier
+            A fitted reference classifier.
+        texts : list of str
+            The texts to explain.
+        y : array-like of shape (n_texts,)
+            The label to explain for each text, one of ``model.classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, max_words)
+            IG attribution of each word to ``log P(y)``, NaN past a text's
+            last word and for words cut off by the model's ``max_length``.
+        """
         bs = self.batch_size
         if bs == "auto":
             bs = 16 if getattr(model, "device_", None) is not None and model.device_.type == "cuda" else 1

@@ -164,7 +164,24 @@ class LIMEPriorTransformer(ReferencePrior):
         self.progress_bar = progress_bar
 
     def explain_with(self, model, texts, y):
-        """LIME weights of ``model`` for labels ``y``, one row per text."""
+        """LIME weights of ``model`` for labels ``y``, one row per text.
+
+        Parameters
+        ----------
+        model : ExplanationGuidedClassifier
+            A fitted reference classifier; its ``predict_proba`` scores the
+            perturbed texts.
+        texts : list of str
+            The texts to explain.
+        y : array-like of shape (n_texts,)
+            The label to explain for each text, one of ``model.classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, max_words)
+            LIME weight of each word for its text's label, NaN past a text's
+            last word.
+        """
         target = model.class_index(y)
         seed = seed_from(self.random_state)
         width = max(len(_split(t)) for t in texts)

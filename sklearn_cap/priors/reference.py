@@ -52,7 +52,22 @@ class ReferencePrior(BasePrior):
     }
 
     def explain_with(self, model, texts, y):
-        """Attributions of ``model`` for labels ``y``: ndarray (n_texts, max_words), NaN-padded."""
+        """Attributions of ``model`` for labels ``y``: ndarray (n_texts, max_words), NaN-padded.
+
+        Parameters
+        ----------
+        model : ExplanationGuidedClassifier
+            A fitted reference classifier.
+        texts : list of str
+            The texts to explain.
+        y : array-like of shape (n_texts,)
+            The label to explain for each text, one of ``model.classes_``.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, max_words)
+            One attribution per word position, NaN past a text's last word.
+        """
         raise NotImplementedError
 
     def _estimator(self):
@@ -70,7 +85,21 @@ class ReferencePrior(BasePrior):
         return joblib.hash((type(est).__name__, est.get_params(deep=True), repr(self.cv)))
 
     def fit_reference(self, X, y):
-        """Train (or take) the reference model(s)."""
+        """Train (or take) the reference model(s).
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        References
+            ``full``: the prefit ``estimator`` or one clone fitted on all
+            texts; with ``cv``, ``folds``: one clone per fold.
+        """
         self._validate_params()
         texts, y = self.check_fit_data(X, y)
         if self.prefit:
@@ -92,7 +121,24 @@ class ReferencePrior(BasePrior):
         return References(folds=folds)
 
     def fit_transform_with(self, references, X, y):
-        """Keep the given reference model(s) and return the training texts' priors."""
+        """Keep the given reference model(s) and return the training texts' priors.
+
+        Parameters
+        ----------
+        references : References
+            Reference model(s) from :meth:`fit_reference` of this or of an
+            equal-keyed prior.
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        WordAttributions
+            Each text's attributions for its gold label; with fold models,
+            from the model that did not see the text.
+        """
         self._validate_params()
         texts, y = self.check_fit_data(X, y)
         self.estimator_ = references.full
@@ -108,16 +154,55 @@ class ReferencePrior(BasePrior):
         return wa.with_values(values)
 
     def fit(self, X, y):
-        """Train (or take) the reference classifier."""
+        """Train (or take) the reference classifier.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        self
+            The fitted prior.
+        """
         self.fit_transform(X, y)
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit, then return each training text's prior for its gold label (out-of-fold with ``cv``)."""
+        """Fit, then return each training text's prior for its gold label (out-of-fold with ``cv``).
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text (required despite the default).
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one attribution per word (NaN: no prior).
+        """
         return self.fit_transform_with(self.fit_reference(X, y), X, y)
 
     def compute_priors(self, X, y):
-        """Priors of labelled texts from the fitted reference model; with ``cv``, the fold models' mean."""
+        """Priors of labelled texts from the fitted reference model; with ``cv``, the fold models' mean.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Label to explain for each text, each one of ``classes_``.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one attribution per word (NaN: no prior).
+        """
         check_is_fitted(self, "classes_")
         texts, y = self.check_fit_data(X, y)
         check_known_labels(y, self.classes_, what="the reference classifier's fit")

@@ -141,12 +141,39 @@ class PriorUnion(BasePrior, _BaseComposition):
         return active
 
     def fit(self, X, y):
-        """Fit every member (see :meth:`fit_transform`)."""
+        """Fit every member (see :meth:`fit_transform`).
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        self
+            The fitted union, with ``named_transformers_`` set.
+        """
         self.fit_transform(X, y)
         return self
 
     def fit_transform(self, X, y=None):
-        """Fit every member on labelled texts and return the fused prior."""
+        """Fit every member on labelled texts and return the fused prior.
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text (required despite the default).
+
+        Returns
+        -------
+        WordAttributions
+            The members' priors, normalised per text and aggregated word by
+            word (NaN where no member has a value); see :meth:`fuse`.
+        """
         active = self._validate()
         texts, y = self.check_fit_data(X, y)
         memory = self.memory if isinstance(self.memory, Memory) else Memory(self.memory, verbose=0)
@@ -181,12 +208,36 @@ class PriorUnion(BasePrior, _BaseComposition):
         return bool(check and check(member, texts, y, None))
 
     def transform(self, X):
-        """The texts with no prior (no member is called): what ``Pipeline.predict`` sees."""
+        """The texts with no prior (no member is called): what ``Pipeline.predict`` sees.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts (no labels needed); empty texts are allowed.
+
+        Returns
+        -------
+        WordAttributions
+            The texts and their words, with no values (all NaN).
+        """
         check_is_fitted(self, "named_transformers_")
         return WordAttributions(check_texts(X))
 
     def compute_priors(self, X, y):
-        """Fused priors of labelled texts from the fitted members."""
+        """Fused priors of labelled texts from the fitted members.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Label of each text, known to every member.
+
+        Returns
+        -------
+        WordAttributions
+            Each member's :meth:`~BasePrior.compute_priors`, fused by :meth:`fuse`.
+        """
         check_is_fitted(self, "named_transformers_")
         texts, y = self.check_fit_data(X, y)
         return self.fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
@@ -195,6 +246,22 @@ class PriorUnion(BasePrior, _BaseComposition):
         """Normalise each member's prior per text and aggregate them (what ``fit_transform`` returns).
 
         ``priors`` maps member names to WordAttributions or matrices of the same ``texts``.
+
+        Parameters
+        ----------
+        texts : list of str
+            The texts the priors are about.
+        priors : dict of str -> WordAttributions or array-like of shape (n_texts, n_words)
+            Each member's prior by name, one row per text and one column per
+            word of :func:`~sklearn_cap.text.segment`; NaN: no prior. The
+            names key ``weights``.
+
+        Returns
+        -------
+        WordAttributions
+            The priors normalised per text with ``normalization``, multiplied
+            by their ``weights`` and aggregated word by word with
+            ``aggregate`` over the members that have a value; NaN where none has.
         """
         self._validate()
         wa = WordAttributions(texts)

@@ -37,6 +37,17 @@ def build_scorer(scorer):
     ``"embedding"`` is :class:`EmbeddingScorer` on the embedded MiniLM; any
     other string is a model for :class:`CausalLMScorer` (hub id, folder or
     ``.gguf`` file).
+
+    Parameters
+    ----------
+    scorer : BaseScorer, str or path-like
+        A scorer object (cloned), ``"embedding"``, or a causal LM's hub id,
+        folder or ``.gguf`` path.
+
+    Returns
+    -------
+    BaseScorer
+        A new, unfitted scorer.
     """
     if isinstance(scorer, BaseScorer):
         return clone(scorer)  # fit never mutates its parameters; loaded models are shared by the registry

@@ -26,6 +26,17 @@ DEFAULT_INSTRUCTION = (
 def humanize_label(label):
     """Turn a label such as ``"card_arrival"`` or ``"cardArrival"`` into words.
 
+    Parameters
+    ----------
+    label : object
+        A raw label; converted with ``str``.
+
+    Returns
+    -------
+    str
+        The label in lower case, camel case split and underscores, hyphens
+        and runs of whitespace turned into single spaces.
+
     Examples
     --------
     >>> humanize_label("card_arrival")
@@ -58,6 +69,22 @@ class Task:
 
         ``descriptions`` maps a raw label to the words the model should see
         (and answer with); other labels are humanised.
+
+        Parameters
+        ----------
+        labels : array-like of shape (n_labels,)
+            The raw labels of the label space, in order.
+        template : str, default=DEFAULT_INSTRUCTION
+            Instruction with a ``{labels}`` placeholder, where the label
+            names are written as a ``- name`` list.
+        descriptions : dict, default=None
+            Raw label -> the words the model sees for it; other labels go
+            through :func:`humanize_label`.
+
+        Returns
+        -------
+        Task
+            The instruction with the label space written in, and the label names.
         """
         if "{labels}" not in template:
             raise ValueError(

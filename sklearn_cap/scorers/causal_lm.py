@@ -158,6 +158,26 @@ class CausalLMScorer(BaseScorer):
 
         The concatenation ``prefix + query + answer`` is exactly what the
         full-prompt path feeds the model, so both paths see the same ids.
+
+        Parameters
+        ----------
+        texts : list of str
+            The (masked) texts, one per query.
+        answers : list of str
+            The answer of each query, one of ``task.label_names``.
+        task : Task
+            The instruction and label space of the prompt.
+
+        Returns
+        -------
+        prefix_ids : list of int
+            The shared prompt prefix (with the tokenizer's BOS when no chat
+            template is used).
+        query_ids : list of list of int
+            Per text, the text and the prompt suffix.
+        answer_ids : list of list of int
+            Per query, the answer (with its leading space when no chat
+            template is used).
         """
         tokenizer, lm = self._load()
         prefix, suffix, lead, chat = self._layout(tokenizer, task)

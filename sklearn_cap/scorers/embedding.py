@@ -74,18 +74,18 @@ class EmbeddingScorer(BaseScorer):
         Longer texts are truncated: words past the limit do not change the
         score, so their CAP prior is zero.
     precision : {"float32", "bfloat16"}, default="float32"
-        ``"bfloat16"`` runs the encoder under ``torch.autocast``: 2.5x the
-        throughput on CPUs with AMX (measured in
-        ``benchmarks/bench_scale.py``), scores within about 1e-2 of
-        float32's; part of the cache key.
+        ``"bfloat16"`` runs the encoder under ``torch.autocast``: 2.2x the
+        throughput of float32 on this project's CPU with AMX, with the same
+        word ranking in CAP priors (``benchmarks/bench_scale.py --part
+        cap_full``); part of the cache key.
     device : str, default="auto"
 
     Examples
     --------
     >>> from sklearn_cap.scorers import EmbeddingScorer, Task
     >>> task = Task.from_labels(["card_arrival", "lost_or_stolen_card"])
-    >>> EmbeddingScorer().score(["where is my new card"], ["card arrival"], task)  # doctest: +SKIP
-    array([-0.2...])
+    >>> EmbeddingScorer().score(["where is my new card"], ["card arrival"], task)
+    array([-0.35...])
     """
 
     def __init__(self, model=None, *, temperature=0.05, batch_size=64, max_length=256, precision="float32",
@@ -141,13 +141,41 @@ class EmbeddingScorer(BaseScorer):
         return logp[inverse, [col[a] for a in answers]]
 
     def embed(self, texts, *, progress_bar=False):
-        """Mean-pooled, L2-normalised embeddings of texts (a float32 tensor on the CPU)."""
+        """Mean-pooled, L2-normalised embeddings of texts (a float32 tensor on the CPU).
+
+        Parameters
+        ----------
+        texts : list of str
+            The texts to embed.
+        progress_bar : bool or "auto", default=False
+            Show a progress bar over the batches.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_texts, hidden_size)
+            One unit-norm row per text, in input order.
+        """
         tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
         return embed_texts(list(texts), tok, enc, batch_size=int(self.batch_size), max_length=int(self.max_length),
                            precision=self.precision, progress_bar=progress_bar)
 
     def predict_log_proba(self, texts, task):
-        """Log-probabilities of every label for each text (zero-shot classification)."""
+        """Log-probabilities of every label for each text (zero-shot classification).
+
+        Parameters
+        ----------
+        texts : list of str
+            The texts to classify.
+        task : Task
+            The label space: its ``label_names`` are embedded and compared
+            with each text.
+
+        Returns
+        -------
+        ndarray of shape (n_texts, n_labels)
+            Log-softmax of the cosine similarities over ``temperature``,
+            columns in ``task.label_names`` order.
+        """
         tok, enc = load_encoder(self._model_path(), resolve_device(self.device))
         labels = self._label_embeddings(tok, enc, task)
         emb = embed_texts(list(texts), tok, enc, batch_size=int(self.batch_size), max_length=int(self.max_length),

@@ -115,7 +115,18 @@ class OpenAIScorer(BaseScorer):
 
     @staticmethod
     def layout(task):
-        """(prefix, suffix, answer_lead): the prompt is ``prefix + text + suffix + lead + answer``."""
+        """(prefix, suffix, answer_lead): the prompt is ``prefix + text + suffix + lead + answer``.
+
+        Parameters
+        ----------
+        task : Task
+            Its ``instruction`` opens the prompt.
+
+        Returns
+        -------
+        prefix, suffix, answer_lead : str
+            The strings around each text and before each answer.
+        """
         return f"{task.instruction}\n\nMessage: ", "\nIntent:", " "
 
     @property
