@@ -46,8 +46,8 @@ for name, model in [("vanilla", vanilla), ("CAP-guided", guided)]:
     print(f"{name}: accuracy {model.score(X_test, y_test):.3f} on {len(X_test)} test texts")
 
 # %%
-# Each model's explanation of three test texts, for the gold intent.
-shown = [0, 1, 2]
+# Each model's explanation of three test texts (of three intents), for the gold intent.
+shown = [int(np.flatnonzero(y_test == c)[0]) for c in classes[:3]]
 texts = [X_test[i] for i in shown]
 gold = [y_test[i] for i in shown]
 explained = {name: model.explain(texts, gold, method="grad_input")

@@ -51,7 +51,8 @@ priors = {
     "LIME": LIMEPriorTransformer(reference, prefit=True, num_samples=500, **quiet).fit_transform(texts, gold),
 }
 # CAP Hybrid: what a PriorUnion of CAP, IG and LIME returns for these texts.
-hybrid = PriorUnion([("cap", None), ("ig", None), ("lime", None)], aggregate="mean")
+hybrid = PriorUnion([("cap", CAPPriorTransformer()), ("ig", IGPriorTransformer()), ("lime", LIMEPriorTransformer())],
+                    aggregate="mean")
 priors["CAP Hybrid (mean)"] = hybrid.fuse(texts, {"cap": priors["CAP (embedding)"], "ig": priors["IG"],
                                                   "lime": priors["LIME"]})
 

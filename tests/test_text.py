@@ -72,3 +72,24 @@ def test_check_texts_empty():
         with pytest.raises(ValueError, match="has no word"):
             check_texts(["fine", bad], allow_empty=False)
     assert check_texts(np.array([["x"], ["y"]], dtype=object)) == ["x", "y"]
+
+
+def test_notebook_display_highlights_words_and_estimators_keep_sklearn_repr(tiny_encoder):
+    from sklearn.utils import estimator_html_repr
+
+    from sklearn_cap import CAPPriorTransformer, ExplanationGuidedClassifier, PriorUnion
+
+    wa = WordAttributions(["where is <my> card"], [[0.1, -0.5, 0.0, 0.9]], targets=["card_arrival"])
+    html = wa._repr_html_()
+    assert html == wa.to_html()
+    assert "&lt;" in html and "&gt;" in html and "<my>" not in html  # text between words is escaped
+    assert html.count("background") >= 4 and "card_arrival" in html
+    # Without values there is nothing to shade, and the plain repr says so.
+    assert "where" in WordAttributions(["where is it"])._repr_html_()
+    # Estimators keep scikit-learn's diagram, parameters included.
+    clf = ExplanationGuidedClassifier(tiny_encoder, beta=0.5)
+    for est in (clf, PriorUnion([("cap", CAPPriorTransformer())])):
+        out = est._repr_html_()
+        assert "sk-estimator" in out and "sk-text-repr-fallback" in out
+        assert out.split('id="sk-container-id')[0] == estimator_html_repr(est).split('id="sk-container-id')[0]
+    assert "ExplanationGuidedClassifier(beta=0.5" in clf._repr_html_()
