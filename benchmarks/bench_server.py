@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from sklearn_cap import CAPPriorTransformer, embedded
 from sklearn_cap.datasets import load_banking77
 from sklearn_cap.experiment import confusable_classes
-from sklearn_cap.scorers import CausalLMScorer, OpenAIScorer
+from sklearn_cap.scorers import DEFAULT_INSTRUCTION, CausalLMScorer, OpenAIScorer
 
 
 def start_server():
@@ -68,7 +68,9 @@ def main():
     try:
         remote = OpenAIScorer(base, "smollm2", batch_size=1, max_concurrency=1, timeout=300, max_retries=1)
         local = CausalLMScorer(embedded.LLM, use_chat_template=False)
-        kw = dict(labels=classes, n_samples=args.n_samples, random_state=0, progress_bar=False)
+        # llama-cpp-python reads echoed log-probabilities right only after a BOS token (#1983).
+        kw = dict(labels=classes, instruction="<|im_start|>" + DEFAULT_INSTRUCTION, n_samples=args.n_samples,
+                  random_state=0, progress_bar=False)
         results = {}
         for name, scorer in [("server", remote), ("in-process", local)]:
             cap = CAPPriorTransformer(scorer, cache_dir=tempfile.mkdtemp(), **kw)

@@ -149,7 +149,8 @@ def test_openai_scorer_matches_local_model(tiny_llm):
     answers = [task.label_names[i % 4] for i in range(len(TEXTS))]
     handler, state = _completions_handler(tiny_llm)
     with serve(handler) as url:
-        remote = OpenAIScorer(url + "/v1", "tiny", batch_size=4, max_concurrency=2).score(TEXTS, answers, task)
+        scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=False, batch_size=4, max_concurrency=2)
+        remote = scorer.score(TEXTS, answers, task)
     assert state["calls"] == 2
     local = CausalLMScorer(tiny_llm, use_chat_template=False).score(TEXTS, answers, task)
     assert np.allclose(remote, local, atol=1e-4)
@@ -159,7 +160,8 @@ def test_openai_scorer_retries_then_succeeds(tiny_llm):
     task = _task()
     handler, state = _completions_handler(tiny_llm, fail_first=2)
     with serve(handler) as url:
-        out = OpenAIScorer(url + "/v1", "tiny", max_retries=3, backoff=0.01).score(TEXTS[:2], ["card arrival"] * 2, task)
+        scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=False, max_retries=3, backoff=0.01)
+        out = scorer.score(TEXTS[:2], ["card arrival"] * 2, task)
     assert state["calls"] == 3 and np.isfinite(out).all()
 
 
@@ -168,7 +170,8 @@ def test_openai_scorer_server_down():
         pass  # the port is closed once the server has stopped
     t0 = time.perf_counter()
     with pytest.raises(ScoringServerError, match="did not answer after 2 attempts"):
-        OpenAIScorer(url + "/v1", "tiny", max_retries=1, backoff=0.01, timeout=2).score(["hi"], ["card arrival"], _task())
+        scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=False, max_retries=1, backoff=0.01, timeout=2)
+        scorer.score(["hi"], ["card arrival"], _task())
     assert time.perf_counter() - t0 < 10
 
 
@@ -176,14 +179,15 @@ def test_openai_scorer_slow_server_times_out(tiny_llm):
     handler, _ = _completions_handler(tiny_llm, delay=3.0)
     with serve(handler) as url:
         with pytest.raises(ScoringServerError, match=r"timeout 0.5s"):
-            OpenAIScorer(url + "/v1", "tiny", max_retries=0, timeout=0.5).score(["hi"], ["card arrival"], _task())
+            scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=False, max_retries=0, timeout=0.5)
+            scorer.score(["hi"], ["card arrival"], _task())
 
 
 def test_openai_scorer_without_logprobs(tiny_llm):
     handler, _ = _completions_handler(tiny_llm, omit_logprobs=True)
     with serve(handler) as url:
         with pytest.raises(ScoringServerError, match="no prompt log-probabilities"):
-            OpenAIScorer(url + "/v1", "tiny").score(["hi"], ["card arrival"], _task())
+            OpenAIScorer(url + "/v1", "tiny", check_echo=False).score(["hi"], ["card arrival"], _task())
 
 
 def test_openai_scorer_client_error_is_not_retried():
@@ -195,5 +199,38 @@ def test_openai_scorer_client_error_is_not_retried():
 
     with serve(handler) as url:
         with pytest.raises(ScoringServerError, match="HTTP 400"):
-            OpenAIScorer(url + "/v1", "nope", max_retries=3, backoff=0.01).score(["hi"], ["card arrival"], _task())
+            scorer = OpenAIScorer(url + "/v1", "nope", check_echo=False, max_retries=3, backoff=0.01)
+            scorer.score(["hi"], ["card arrival"], _task())
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("per_token, ok", [(-0.01, True), (-14.0, False)])
+def test_openai_scorer_checks_the_echo_alignment(per_token, ok):
+    """A server whose echoed log-probabilities read one position late fails the probe, loudly."""
+    calls = []
+
+    def handler(method, path, body):
+        prompts = json.loads(body)["prompt"]
+        calls.append(prompts)
+        choices = []
+        for i, prompt in enumerate(prompts):
+            words = prompt.split(" ")
+            offsets = np.cumsum([0] + [len(w) + 1 for w in words[:-1]]).tolist()
+            values = [None] + [per_token] * (len(words) - 1)
+            choices.append({"index": i, "text": prompt, "logprobs": {
+                "tokens": [(" " if j else "") + w for j, w in enumerate(words)], "text_offset": offsets,
+                "token_logprobs": values}})
+        return 200, json_bytes({"choices": choices}), 0
+
+    task = _task()
+    with serve(handler) as url:
+        scorer = OpenAIScorer(url + "/v1", "m", max_retries=0)
+        if ok:
+            assert scorer.score(["hi"], ["card arrival"], task)[0] < 0
+            scorer.score(["ho"], ["card arrival"], task)
+            assert len(calls) == 3  # one probe per task, then the scoring requests
+            assert calls[0][0].endswith("14, 15, 16")
+        else:
+            with pytest.raises(ScoringServerError, match=r"not log P\(token.*#1983"):
+                scorer.score(["hi"], ["card arrival"], task)
+            assert len(calls) == 1  # nothing was scored

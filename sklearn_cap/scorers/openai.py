@@ -43,6 +43,21 @@ class _Transient(Exception):
     """A failure worth retrying (timeout, connection error, HTTP 429 or 5xx)."""
 
 
+def _aligned_offsets(prompt, tokens, offsets):
+    """Text offsets into ``prompt`` of the echoed tokens.
+
+    The API's offsets index the prompt as sent. llama-cpp-python's index it
+    without a leading BOS token's text; that shift shows as the generated
+    (last) token starting before the prompt's end while the echoed tokens
+    spell the prompt's tail, and is undone here.
+    """
+    offsets = list(offsets)
+    shift = len(prompt) - offsets[-1] if offsets else 0
+    if shift > 0 and "".join(tokens[:-1]) == prompt[shift:]:
+        return [o + shift for o in offsets]
+    return offsets
+
+
 class OpenAIScorer(BaseScorer):
     """``log P(answer | prompt)`` from an OpenAI-compatible ``/v1/completions`` endpoint.
 
@@ -64,6 +79,16 @@ class OpenAIScorer(BaseScorer):
         Further attempts after a failed request (connection error, timeout,
         HTTP 429 or 5xx), waiting ``backoff * 2**attempt`` seconds in between.
     backoff : float, default=1.0
+        Base of the exponential back-off between retries, in seconds.
+    check_echo : bool, default=True
+        Before the first scoring of a task, send one probe (the task's
+        prompt head followed by a counting sequence) and check that the
+        echoed log-probabilities follow the API's meaning, log P(token |
+        the tokens before it): any language model predicts the end of a
+        count almost surely. A server that reports them shifted by one
+        position (llama-cpp-python's, for models that add no BOS token,
+        abetlen/llama-cpp-python#1983) fails the check with
+        :class:`ScoringServerError` instead of returning wrong scores.
 
     Notes
     -----
@@ -86,6 +111,7 @@ class OpenAIScorer(BaseScorer):
         "timeout": [Interval(Real, 0, None, closed="neither")],
         "max_retries": [Interval(Integral, 0, None, closed="left")],
         "backoff": [Interval(Real, 0, None, closed="left")],
+        "check_echo": ["boolean"],
     }
 
     def __init__(
@@ -99,6 +125,7 @@ class OpenAIScorer(BaseScorer):
         timeout=60.0,
         max_retries=3,
         backoff=1.0,
+        check_echo=True,
     ):
         self.base_url = base_url
         self.model = model
@@ -108,6 +135,7 @@ class OpenAIScorer(BaseScorer):
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self.check_echo = check_echo
 
     @property
     def identity(self):
@@ -221,7 +249,7 @@ class OpenAIScorer(BaseScorer):
                 "echo=true with logprobs on /v1/completions (vLLM does)."
             )
         total, covered = 0.0, False
-        for tok, off, val in zip(tokens, offsets, values):
+        for tok, off, val in zip(tokens, _aligned_offsets(prompt, tokens, offsets), values):
             # Tokens past the prompt are the generated one (max_tokens=1).
             if off >= len(prompt):
                 break
@@ -237,7 +265,45 @@ class OpenAIScorer(BaseScorer):
             raise ScoringServerError("No returned token covers the answer; check the server's echo support.")
         return total
 
+    # A count the probe's last tokens continue; their median log-probability is about 0 from any
+    # language model read the API's way, and far below _PROBE_FLOOR when read one position late.
+    _PROBE = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16"
+    _PROBE_FLOOR = -4.0
+
+    def _check_echo(self, task):
+        prefix = self.layout(task)[0]
+        prompt = prefix + self._PROBE
+        data = self._post({"model": self.model, "prompt": [prompt], "max_tokens": 1, "temperature": 0.0,
+                           "echo": True, "logprobs": 1})
+        try:
+            lp = data["choices"][0]["logprobs"]
+            offsets = _aligned_offsets(prompt, lp["tokens"], lp["text_offset"])
+            pairs = [(off, val) for off, val in zip(offsets, lp["token_logprobs"])
+                     if len(prefix) + len(self._PROBE) // 2 <= off < len(prompt) and isinstance(val, Real)]
+        except (TypeError, KeyError, IndexError):
+            raise ScoringServerError(
+                f"{self.url} returned no prompt log-probabilities for echo=true; it must support them "
+                "on /v1/completions (vLLM does)."
+            ) from None
+        if len(pairs) < 3:
+            raise ScoringServerError(f"{self.url} echoed too few prompt tokens with log-probabilities.")
+        median = float(np.median([v for _, v in pairs]))
+        if not median > self._PROBE_FLOOR:
+            raise ScoringServerError(
+                f"{self.url} returns echoed prompt log-probabilities that are not log P(token | the tokens "
+                f"before it): on the end of a count, their median is {median:.1f}, where a language model "
+                "gives about 0. llama-cpp-python's server reports them one position late for models that add "
+                "no BOS token (abetlen/llama-cpp-python#1983): start the instruction with the model's BOS "
+                "token (SmolLM2: '<|im_start|>'), or use another server (vLLM). check_echo=False skips this "
+                "check."
+            )
+
     def _score(self, texts, answers, task, progress_bar):
+        if self.check_echo:
+            checked = self.__dict__.setdefault("_echo_checked", set())
+            if task.fingerprint not in checked:
+                self._check_echo(task)
+                checked.add(task.fingerprint)
         prefix, suffix, lead = self.layout(task)
         heads = [prefix + t + suffix for t in texts]
         prompts = [h + lead + a for h, a in zip(heads, answers)]
