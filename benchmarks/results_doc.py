@@ -132,10 +132,10 @@ def summary_lines(groups):
     for (dataset, setting), cells in groups:
         for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=_order):
             parts = []
-            for metric, label in ACCURACY:
+            for metric, label in ACCURACY + FAITH:
                 d = paired(cells, method, metric)
                 m, lo, hi = t_interval(d)
-                v = verdict(lo, hi)
+                v = verdict(lo, hi, higher_is_better=not metric.startswith("sufficiency"))
                 if v:
                     parts.append(f"{v} on {label} ({m:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {len(d)} seeds)")
             if parts:
@@ -217,6 +217,11 @@ def write_doc(cells, path=DOC):
         if rows:
             out += ["Difference to vanilla (95% CI over seeds):", ""]
             out += _table(["method"] + [h for _, h in ACCURACY], rows)
+        rows = [[name_of(m)] + [_diff_cell(paired(group, m, k), higher_is_better=not k.startswith("sufficiency"))
+                                for k, _ in FAITH] for m in methods if m != "vanilla"]
+        if rows:
+            out += ["Faithfulness, difference to vanilla (95% CI over seeds; lower sufficiency is better):", ""]
+            out += _table(["method"] + [h for _, h in FAITH], rows)
         rows = []
         for m in methods:
             cs = [c for c in group if c["method"] == m]
@@ -226,6 +231,13 @@ def write_doc(cells, path=DOC):
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them):", ""]
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
+        rows = [[name_of(m)] + [_diff_cell(paired(group, m, k, "ig"), higher_is_better=not k.startswith("sufficiency"))
+                                for k, _ in ACCURACY[:3] + FAITH[:2]]
+                for m in methods if m.startswith(("cap", "hybrid", "global")) and m in MAIN]
+        if rows and any(c["method"] == "ig" for c in group):
+            out += ["Does CAP add to an IG prior? Each CAP method against the IG prior, paired by seed",
+                    "(mean difference, 95% CI over seeds):", ""]
+            out += _table(["method"] + [h for _, h in ACCURACY[:3] + FAITH[:2]], rows)
         out += _ablation_lines(group)
         out += _beta_lines(group, dataset, setting, path.parent)
         out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
@@ -233,13 +245,13 @@ def write_doc(cells, path=DOC):
     print(f"wrote {path} from {len(cells)} cells")
 
 
-def _diff_cell(d):
+def _diff_cell(d, higher_is_better=True):
     mean, lo, hi = t_interval(d)
     if np.isnan(mean):
         return "–"
     if np.isnan(lo):
         return f"{mean:+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''}, no CI)"
-    v = verdict(lo, hi)
+    v = verdict(lo, hi, higher_is_better)
     return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" {v}" if v else "")
 
 
@@ -252,7 +264,8 @@ def _ablation_lines(group):
         if base is None or base not in present:
             continue
         rows.append([name_of(m), name_of(base)] + [_diff_cell(paired(group, m, k, base)) for k, _ in ACCURACY[:3]]
-                    + [_diff_cell(paired(group, m, k, base)) for k, _ in FAITH[:2]])
+                    + [_diff_cell(paired(group, m, k, base), higher_is_better=not k.startswith("sufficiency"))
+                       for k, _ in FAITH[:2]])
     if not rows:
         return []
     return (["Ablations: each row against the configuration it changes one thing of, paired by seed",
