@@ -119,12 +119,22 @@ _QUERY_PRIORS = {"cap_emb": ["cap_emb"], "cap_llm": ["cap_llm"], "cap_desc": ["c
                  "hybrid_mean": ["cap_emb"], "hybrid_max": ["cap_emb"], "hybrid_mean_global": ["cap_emb", "global"]}
 
 
-def queries(cells, method):
-    """Median scorer queries ((text, label) pairs) of a method's model-scored priors, or "–"."""
+def queries(cells, method, group=None):
+    """Scorer queries ((text, label) pairs) of a method's model-scored priors, or "–".
+
+    Per prior, the median over the cells (of ``group``, any method) that recorded its count; summed
+    over the priors the method fuses. Priors cached before counts were recorded have none.
+    """
     names = _QUERY_PRIORS.get(method.split("_beta")[0].replace("_insample", ""), [])
-    per_seed = [sum(c.get("prior_queries", {})[n] for n in names) for c in cells
-                if names and all(n in c.get("prior_queries", {}) for n in names)]
-    return f"{np.median(per_seed):.0f}" if per_seed else "–"
+    pool = group if group is not None else cells
+    total = 0.0
+    for n in names:
+        counts = [c.get("prior_queries", {}).get(n) for c in pool]
+        counts = [q for q in counts if isinstance(q, (int, float)) and q >= 0]
+        if not counts:
+            return "–"
+        total += float(np.median(counts))
+    return f"{total:.0f}" if names else "–"
 
 
 def summary_lines(groups):
@@ -227,9 +237,11 @@ def write_doc(cells, path=DOC):
             cs = [c for c in group if c["method"] == m]
             cost = np.median([c["seconds"]["priors"] + c["seconds"]["train"] for c in cs])
             rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
-                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(cs, m)])
+                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(cs, m, group)])
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
-                "shared priors are counted in full for every method that uses them):", ""]
+                "shared priors are counted in full for every method that uses them). Scorer queries are the",
+                "(text, label) pairs a model-scored prior asks for (cache hits included): per prior, the",
+                "median over the seeds that recorded it, summed over the priors a method fuses:", ""]
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
         rows = [[name_of(m)] + [_diff_cell(paired(group, m, k, "ig"), higher_is_better=not k.startswith("sufficiency"))
                                 for k, _ in ACCURACY[:3] + FAITH[:2]]
