@@ -119,17 +119,16 @@ _QUERY_PRIORS = {"cap_emb": ["cap_emb"], "cap_llm": ["cap_llm"], "cap_desc": ["c
                  "hybrid_mean": ["cap_emb"], "hybrid_max": ["cap_emb"], "hybrid_mean_global": ["cap_emb", "global"]}
 
 
-def queries(cells, method, group=None):
+def queries(group, method):
     """Scorer queries ((text, label) pairs) of a method's model-scored priors, or "–".
 
-    Per prior, the median over the cells (of ``group``, any method) that recorded its count; summed
+    Per prior, the median over the cells of ``group`` (any method) that recorded its count; summed
     over the priors the method fuses. Priors cached before counts were recorded have none.
     """
     names = _QUERY_PRIORS.get(method.split("_beta")[0].replace("_insample", ""), [])
-    pool = group if group is not None else cells
     total = 0.0
     for n in names:
-        counts = [c.get("prior_queries", {}).get(n) for c in pool]
+        counts = [c.get("prior_queries", {}).get(n) for c in group]
         counts = [q for q in counts if isinstance(q, (int, float)) and q >= 0]
         if not counts:
             return "–"
@@ -237,7 +236,7 @@ def write_doc(cells, path=DOC):
             cs = [c for c in group if c["method"] == m]
             cost = np.median([c["seconds"]["priors"] + c["seconds"]["train"] for c in cs])
             rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
-                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(cs, m, group)])
+                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(group, m)])
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them). Scorer queries are the",
                 "(text, label) pairs a model-scored prior asks for (cache hits included): per prior, the",
