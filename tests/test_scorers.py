@@ -168,11 +168,12 @@ def test_openai_scorer_retries_then_succeeds(tiny_llm):
 def test_openai_scorer_server_down():
     with serve(lambda m, p, b: (200, b"", 0)) as url:
         pass  # the port is closed once the server has stopped
-    t0 = time.perf_counter()
-    with pytest.raises(ScoringServerError, match="did not answer after 2 attempts"):
-        scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=False, max_retries=1, backoff=0.01, timeout=2)
-        scorer.score(["hi"], ["card arrival"], _task())
-    assert time.perf_counter() - t0 < 10
+    for check_echo in (False, True):  # the echo probe meets a down server with the same error
+        t0 = time.perf_counter()
+        with pytest.raises(ScoringServerError, match=f"{url}/v1/completions did not answer after 2 attempts"):
+            scorer = OpenAIScorer(url + "/v1", "tiny", check_echo=check_echo, max_retries=1, backoff=0.01, timeout=2)
+            scorer.score(["hi"], ["card arrival"], _task())
+        assert time.perf_counter() - t0 < 10
 
 
 def test_openai_scorer_slow_server_times_out(tiny_llm):
