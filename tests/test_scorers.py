@@ -60,6 +60,42 @@ def test_prefix_reuse_equals_full_prompts_and_manual(request, fixture):
     assert np.allclose(fast, manual, atol=1e-4)
 
 
+def test_packed_queries_score_as_full_prompts(tiny_llm):
+    """Queries packed behind one prefix copy (uneven lengths, one pack) equal full prompts, one by one."""
+    task = _task()
+    texts = TEXTS * 3
+    answers = [task.label_names[i % 4] for i in range(len(texts))]
+    scorer = CausalLMScorer(tiny_llm, batch_size=len(texts))
+    packed = scorer.score(texts, answers, task)
+    assert scorer._packing[1] is True  # the packed path ran, not the padded fallback
+    full = CausalLMScorer(tiny_llm, batch_size=1, reuse_prefix=False).score(texts, answers, task)
+    np.testing.assert_allclose(packed, full, atol=1e-4)
+
+
+def test_packing_falls_back_where_it_cannot_be_trusted(tiny_llm):
+    """An attention kernel the packed path does not know gets padded batches, with a warning, and the same scores."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register("sdpa_renamed", sdpa_attention_forward)
+    AttentionMaskInterface.register("sdpa_renamed", sdpa_mask)
+    task = _task()
+    answers = [task.label_names[i % 4] for i in range(len(TEXTS))]
+    expected = CausalLMScorer(tiny_llm, reuse_prefix=False).score(TEXTS, answers, task)
+    _, lm = load_causal_lm(tiny_llm)
+    try:
+        lm.config._attn_implementation = "sdpa_renamed"
+        scorer = CausalLMScorer(tiny_llm, batch_size=4)
+        with pytest.warns(RuntimeWarning, match="falls back to padded batches"):
+            got = scorer.score(TEXTS, answers, task)
+    finally:
+        lm.config._attn_implementation = "sdpa"
+        ALL_MASK_ATTENTION_FUNCTIONS._global_mapping.pop("sdpa_renamed", None)
+    assert scorer._packing[1] is False
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 def test_chat_template_is_used(tiny_chat_llm, tiny_llm):
     task = _task()
     s_chat, s_plain = CausalLMScorer(tiny_chat_llm), CausalLMScorer(tiny_llm)

@@ -3,13 +3,15 @@
 Every prompt of a data set is ``prefix + text + suffix + answer`` where the
 prefix (system turn, instruction, the whole label space) is hundreds of
 tokens and identical for every query, while text, suffix and answer are a few
-dozen. The prefix is run through the model once; its keys and values are then
-broadcast to every batch of queries, so a query costs its own tokens only.
-``reuse_prefix=False`` runs full prompts (same token ids, same scores), which
-the benchmark uses as the baseline.
+dozen. The prefix is run through the model once; a batch of queries is then
+packed into one sequence behind a single copy of the prefix's keys and values,
+with a block-diagonal causal mask, so a query costs its own tokens only and no
+pad token is computed. ``reuse_prefix=False`` runs full prompts (same token
+ids, same scores), which the benchmark uses as the baseline.
 """
 
 import os
+import warnings
 from numbers import Integral
 from pathlib import Path
 
@@ -76,6 +78,12 @@ class CausalLMScorer(BaseScorer):
         Queries per forward pass.
     reuse_prefix : bool, default=True
         Compute the shared prefix once and reuse its key/value cache.
+    pack : bool, default=True
+        With ``reuse_prefix``, pack a batch's queries into one sequence
+        behind a single copy of the prefix cache (block-diagonal mask)
+        instead of padding them into rows that each copy the prefix. It is
+        checked once per prompt against the padded path and falls back to
+        it, with a warning, for a model that does not honour custom masks.
     use_chat_template : bool, default=True
         Wrap the prompt in the tokenizer's chat template when it has one:
         the instruction and text form the user turn, the answer is the
@@ -105,6 +113,7 @@ class CausalLMScorer(BaseScorer):
         dtype=None,
         batch_size=32,
         reuse_prefix=True,
+        pack=True,
         use_chat_template=True,
         trust_remote_code=False,
     ):
@@ -113,6 +122,7 @@ class CausalLMScorer(BaseScorer):
         self.dtype = dtype
         self.batch_size = batch_size
         self.reuse_prefix = reuse_prefix
+        self.pack = pack
         self.use_chat_template = use_chat_template
         self.trust_remote_code = trust_remote_code
 
@@ -122,6 +132,7 @@ class CausalLMScorer(BaseScorer):
         "dtype": [None, str, torch.dtype],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "reuse_prefix": ["boolean"],
+        "pack": ["boolean"],
         "use_chat_template": ["boolean"],
         "trust_remote_code": ["boolean"],
     }
@@ -213,12 +224,9 @@ class CausalLMScorer(BaseScorer):
         return kv
 
     def _score(self, texts, answers, task, progress_bar):
-        from transformers import DynamicCache
-
         tokenizer, lm = self._load()
         device = next(lm.parameters()).device
         prefix_ids, queries, answer_ids = self.prompt_ids(texts, answers, task)
-        n_prefix = len(prefix_ids)
         kv = self._prefix_cache(lm, prefix_ids, device) if self.reuse_prefix else None
         out = np.empty(len(texts))
         # Sorting by length keeps padding, and so wasted compute, small.
@@ -227,43 +235,117 @@ class CausalLMScorer(BaseScorer):
         with progress(total=len(texts), enabled=progress_bar, desc="LLM scoring", unit="prompt") as bar:
             for start in range(0, len(order), bs):
                 rows = order[start : start + bs]
-                head = [] if self.reuse_prefix else prefix_ids
-                seqs = [head + queries[r] + answer_ids[r] for r in rows]
-                width = max(map(len, seqs))
-                ids = torch.zeros((len(rows), width), dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for i, s in enumerate(seqs):
-                    ids[i, : len(s)] = torch.tensor(s)
-                    mask[i, : len(s)] = 1
-                # Only positions that predict an answer token need logits.
-                first = min(len(head) + len(queries[r]) for r in rows) - 1
-                keep = torch.arange(first, width - 1, device=device)
-                kwargs = {}
-                if self.reuse_prefix:
-                    b = len(rows)
-                    kwargs["past_key_values"] = DynamicCache(
-                        ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
-                        config=lm.config,
-                    )
-                    mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), mask], dim=1)
-                    kwargs["position_ids"] = torch.arange(n_prefix, n_prefix + width, device=device).expand(b, -1)
-                with torch.inference_mode():
-                    logits = lm(
-                        input_ids=ids.to(device),
-                        attention_mask=mask.to(device),
-                        logits_to_keep=keep,
-                        use_cache=self.reuse_prefix,
-                        **kwargs,
-                    ).logits.float()
-                logp = torch.log_softmax(logits, dim=-1).cpu()
-                for i, r in enumerate(rows):
-                    a = answer_ids[r]
-                    pos = len(head) + len(queries[r]) - 1 - first + torch.arange(len(a))
-                    out[r] = float(logp[i, pos, torch.tensor(a)].sum())
+                q, a = [queries[r] for r in rows], [answer_ids[r] for r in rows]
+                if kv is None:
+                    out[rows] = self._forward_padded(lm, prefix_ids, q, a, None, device)
+                elif self.pack and self._packing_agrees(lm, prefix_ids, kv, q, a, device):
+                    out[rows] = self._forward_packed(lm, len(prefix_ids), kv, q, a, device)
+                else:
+                    out[rows] = self._forward_padded(lm, prefix_ids, q, a, kv, device)
                 bar.update(len(rows))
         return out
+
+    @staticmethod
+    def _answer_logprobs(logits, answers, starts):
+        """Sum of the answer tokens' log-probabilities; ``starts[i]`` indexes query i's first answer logit."""
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        return np.array([float(logp[s + torch.arange(len(a)), torch.tensor(a)].sum()) for a, s in zip(answers, starts)])
+
+    def _forward_padded(self, lm, prefix_ids, queries, answers, kv, device):
+        """One right-padded batch, one row per query; behind the prefix's cached keys and values when given."""
+        from transformers import DynamicCache
+
+        head = [] if kv is not None else prefix_ids
+        seqs = [head + q + a for q, a in zip(queries, answers)]
+        width, b = max(map(len, seqs)), len(seqs)
+        ids = torch.zeros((b, width), dtype=torch.long)
+        mask = torch.zeros((b, width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        # Only positions that predict an answer token need logits.
+        first = min(len(head) + len(q) for q in queries) - 1
+        kwargs = {}
+        if kv is not None:
+            n_prefix = len(prefix_ids)
+            kwargs["past_key_values"] = DynamicCache(
+                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv], config=lm.config)
+            mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), mask], dim=1)
+            kwargs["position_ids"] = torch.arange(n_prefix, n_prefix + width, device=device).expand(b, -1)
+        with torch.inference_mode():
+            logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device),
+                        logits_to_keep=torch.arange(first, width - 1, device=device), use_cache=kv is not None,
+                        **kwargs).logits
+        return np.array([
+            self._answer_logprobs(logits[i], [a], [len(head) + len(q) - 1 - first])[0]
+            for i, (q, a) in enumerate(zip(queries, answers))
+        ])
+
+    def _forward_packed(self, lm, n_prefix, kv, queries, answers, device):
+        """All queries packed into one sequence behind one copy of the prefix's keys and values.
+
+        A block-diagonal causal mask lets each query see the prefix and its own
+        earlier tokens only, and its positions restart after the prefix, so
+        each query's logits are those of its own full prompt. The prefix cache
+        is not copied per query (as a padded batch must), and no pad token is
+        computed.
+        """
+        from transformers import DynamicCache
+
+        seqs = [q + a for q, a in zip(queries, answers)]
+        lens = torch.tensor([len(s) for s in seqs])
+        total = int(lens.sum())
+        seg = torch.repeat_interleave(torch.arange(len(seqs)), lens)
+        offsets = torch.cumsum(lens, 0) - lens
+        local = torch.arange(total) - offsets[seg]
+        visible = (seg[:, None] == seg[None, :]) & (local[:, None] >= local[None, :])
+        visible = torch.cat([torch.ones((total, n_prefix), dtype=torch.bool), visible], dim=1)[None, None]
+        if lm.config._attn_implementation == "eager":  # eager attention adds the mask to its scores
+            dtype = next(lm.parameters()).dtype
+            visible = torch.zeros(visible.shape, dtype=dtype).masked_fill(~visible, torch.finfo(dtype).min)
+        starts = [int(o) + len(q) - 1 for o, q in zip(offsets, queries)]
+        keep = torch.tensor([s + j for s, a in zip(starts, answers) for j in range(len(a))])
+        cache = DynamicCache(ddp_cache_data=list(kv), config=lm.config)
+        ids = torch.tensor([sum(seqs, [])], device=device)
+        with torch.inference_mode():
+            logits = lm(input_ids=ids, attention_mask=visible.to(device), position_ids=(n_prefix + local)[None].to(device),
+                        past_key_values=cache, logits_to_keep=keep.to(device), use_cache=True).logits
+        firsts = np.cumsum([0] + [len(a) for a in answers])[:-1]
+        return self._answer_logprobs(logits[0], answers, firsts)
+
+    def _packing_agrees(self, lm, prefix_ids, kv, queries, answers, device):
+        """Whether packed queries score as padded ones do for this model (checked once per prefix).
+
+        Packing relies on the model honouring a custom 4D attention mask and
+        per-token positions; a layer that ignores them (a recurrent or
+        linear-attention layer, an attention kernel without custom masks)
+        would let queries see each other. Three queries are scored both ways;
+        on disagreement the padded path is used from then on, with a warning.
+        """
+        key = tuple(prefix_ids)
+        known = getattr(self, "_packing", None)
+        if known is not None and known[0] == key:
+            return known[1]
+        ok = lm.config._attn_implementation in ("sdpa", "eager")
+        if ok:
+            q, a = queries[:3], answers[:3]
+            if len(q) < 2:  # a lone query cannot reveal leakage: pair it with itself
+                q, a = q * 2, a * 2
+            packed = self._forward_packed(lm, len(prefix_ids), kv, q, a, device)
+            padded = self._forward_padded(lm, prefix_ids, q, a, kv, device)
+            tol = 1e-3 if next(lm.parameters()).dtype == torch.float32 else 0.1
+            ok = bool(np.allclose(packed, padded, atol=tol, rtol=0))
+        if not ok:
+            warnings.warn(
+                f"{type(lm).__name__} does not score packed queries as it scores padded ones (custom 4D "
+                "attention masks unsupported); CausalLMScorer falls back to padded batches, which is slower.",
+                RuntimeWarning, stacklevel=4,
+            )
+        self._packing = (key, ok)
+        return ok
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_prefix", None)  # tensors of a loaded model: rebuilt on demand
+        state.pop("_packing", None)
         return state
