@@ -113,6 +113,13 @@ def unpack(text, n):
 
 # -- priors, per seed, cached on disk ----------------------------------------
 
+class Timed:
+    """Prior values with the seconds they took, for priors computed in parts across runs."""
+
+    def __init__(self, values, seconds):
+        self.values, self.seconds = values, seconds
+
+
 class Seed:
     """One (data set, setting, seed): its training sample and its priors, computed once and kept on disk."""
 
@@ -127,10 +134,14 @@ class Seed:
             Xs, ys, _ = sample_few_shot(X, y, per_class, random_state=seed)
             self.X, self.y = list(Xs), ys
         self.dataset, self.setting, self.seed = dataset, setting, seed
+        # Full data: every seed trains on the same texts, and its priors (hours on 2 cores) are computed
+        # once, from seed 0's reference models, and shared; the seeds vary the classifier's initialisation
+        # and batch order. A few-shot seed draws its own sample and so computes its own priors.
+        self.prior_seed = 0 if per_class is None else seed
         self.labels = sorted(set(np.asarray(y).tolist()))
         self.cfg = config(setting)
         digest = hashlib.sha256("\x00".join(self.X).encode()).hexdigest()[:12]
-        self.dir = cache / dataset / setting / f"seed{seed}_{digest}"
+        self.dir = cache / dataset / setting / f"seed{self.prior_seed}_{digest}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._mem = {}
         self.queries = {}  # prior name -> (text, label) pairs its scorer needed (cache hits included)
@@ -160,22 +171,67 @@ class Seed:
                 t = time.perf_counter()
                 out = compute()
                 values, queries = out if isinstance(out, tuple) else (out, -1)
-                values = np.asarray(values, dtype=float)
                 seconds = time.perf_counter() - t
+                if isinstance(values, Timed):  # computed in resumable parts: the sum of the parts' seconds
+                    values, seconds = values.values, values.seconds
+                values = np.asarray(values, dtype=float)
                 np.savez(path, values=values, seconds=seconds, queries=queries)
+                for part in self.dir.glob(f"{name}_part*.npz"):  # its resumable parts, now redundant
+                    part.unlink()
                 self._mem[name] = (values, seconds)
                 self.queries[name] = None if queries < 0 else int(queries)
         return self._mem[name]
 
     def references(self):
-        """The cross-fitted reference models (trained once per seed; their seconds kept on disk)."""
+        """The cross-fitted reference models (trained once per prior seed; their seconds kept on disk).
+
+        On full data they are also kept on disk, so that priors computed in
+        resumable parts (:meth:`cross_fitted`) survive a killed run.
+        """
         if "refs" not in self._mem:
+            import joblib
+
             from sklearn_cap import IGPriorTransformer
 
-            t = time.perf_counter()
-            self._mem["refs"] = IGPriorTransformer(self.classifier(beta=0), cv=CV).fit_reference(self.X, self.y)
-            (self.dir / "refs_seconds.json").write_text(json.dumps(time.perf_counter() - t))
+            path = self.dir / "refs.joblib"
+            if path.exists():
+                self._mem["refs"] = joblib.load(path)
+            else:
+                t = time.perf_counter()
+                est = self.classifier(beta=0, random_state=self.prior_seed)
+                self._mem["refs"] = IGPriorTransformer(est, cv=CV).fit_reference(self.X, self.y)
+                if self.setting == "full":
+                    joblib.dump(self._mem["refs"], path.with_suffix(".tmp"))
+                    os.replace(path.with_suffix(".tmp"), path)
+                (self.dir / "refs_seconds.json").write_text(json.dumps(time.perf_counter() - t))
         return self._mem["refs"]
+
+    def cross_fitted(self, name, prior, chunk=500):
+        """Out-of-fold priors, fold by fold, in parts of ``chunk`` texts kept on disk as they finish.
+
+        The same values as ``prior.fit_transform_with(self.references(), X, y)``
+        (IG is deterministic, LIME seeds each text's samples from its text), but
+        a killed run loses at most the part in flight.
+        """
+        from sklearn_cap.text import WordAttributions
+
+        texts, y = prior.check_fit_data(self.X, self.y)
+        wa = WordAttributions(texts)
+        values, seconds = np.full(wa.shape, np.nan), 0.0
+        for f, (test, model) in enumerate(self.references().folds):
+            for c in range(0, len(test), chunk):
+                rows = test[c : c + chunk]
+                part = self.dir / f"{name}_part{f}_{c}.npz"
+                if not part.exists():
+                    t = time.perf_counter()
+                    block = prior.explain_with(model, [texts[i] for i in rows], y[rows])
+                    tmp = part.with_suffix(".tmp.npz")
+                    np.savez(tmp, values=block, seconds=time.perf_counter() - t)
+                    os.replace(tmp, part)
+                z = np.load(part)
+                values[rows, : z["values"].shape[1]] = z["values"]
+                seconds += float(z["seconds"])
+        return Timed(wa.with_values(values), seconds)
 
     def refs_seconds(self):
         path = self.dir / "refs_seconds.json"
@@ -185,18 +241,20 @@ class Seed:
         from sklearn_cap import IGPriorTransformer, LIMEPriorTransformer
         from sklearn_cap.priors import References
 
+        name = f"{kind}_insample" if in_sample else kind
+
         def compute():
-            refs = References(full=vanilla) if in_sample else self.references()
             if kind == "ig":
                 prior = IGPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
                                            n_steps=self.cfg["ig_prior"]["n_steps"], progress_bar=False)
             else:
                 prior = LIMEPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
-                                             num_samples=self.cfg["lime_prior"]["num_samples"], random_state=self.seed,
-                                             progress_bar=False)
-            return prior.fit_transform_with(refs, self.X, self.y)
+                                             num_samples=self.cfg["lime_prior"]["num_samples"],
+                                             random_state=self.prior_seed, progress_bar=False)
+            if in_sample:
+                return prior.fit_transform_with(References(full=vanilla), self.X, self.y)
+            return self.cross_fitted(name, prior)
 
-        name = f"{kind}_insample" if in_sample else kind
         if not in_sample and not (self.dir / f"{name}.npz").exists():
             self.references()  # trained outside the prior's timing: its seconds are counted once, separately
         return self.prior(name, compute)
@@ -324,7 +382,7 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
     cfg = dict(s.cfg)
     cfg["classifier"] = {**cfg["classifier"], **{k: v for k, v in extra.items()}}
     return {
-        "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "method": method,
+        "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "prior_seed": s.prior_seed, "method": method,
         "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(data[2]), "set_sizes": sizes,
         "metrics": metrics, "correct": bits,
         "prior_queries": {k: v for k, v in s.queries.items() if v is not None},
