@@ -203,6 +203,13 @@ def write_doc(cells, path=DOC):
         out.append(f"{group[0]['n_classes']} intents; training texts per seed: {', '.join(map(str, n_train))}; "
                    f"test texts: {group[0]['n_test']}; adversarial sets: "
                    + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ".")
+        guided = [c for c in group if c["method"] != "vanilla"]
+        shared = sorted({c["prior_seed"] for c in guided if c.get("prior_seed", c["seed"]) != c["seed"]})
+        if shared:
+            users = sorted({c["seed"] for c in guided})
+            out.append(f"Every seed trains on the same texts; the priors were computed once, from the reference "
+                       f"models of seed {', '.join(map(str, shared))}, and shared by seeds "
+                       f"{', '.join(map(str, users))}: the seeds vary the classifier's initialisation and batch order.")
         out.append("")
         rows = []
         for m in methods:
