@@ -13,6 +13,10 @@ Parts (``--part``), each printed from one run:
     The embedded SmolLM2 LLM on 200 BANKING77 training texts: ``n_samples=100``
     against ``adaptive=True``; LLM queries of each and the Spearman
     correlation of each text's adaptive prior with its full prior.
+``llm_precision``
+    CAP with the embedded SmolLM2 in float32 (the CPU default) and in
+    bfloat16 on ``--texts`` BANKING77 training texts: variants per second of
+    each and the Spearman correlation of each text's two priors.
 ``hybrid``
     One 5-shot, all-77-intent BANKING77 CAP Hybrid fit (IG and LIME priors of
     cross-fitted reference models, CAP from the embedding scorer, guided
@@ -22,6 +26,7 @@ Run::
 
     python benchmarks/bench_scale.py --part cap_full [--cache-dir DIR]
     python benchmarks/bench_scale.py --part adaptive [--texts 200]
+    python benchmarks/bench_scale.py --part llm_precision [--texts 60]
     python benchmarks/bench_scale.py --part hybrid [--precision bfloat16]
 """
 
@@ -104,6 +109,26 @@ def adaptive(args, X, y, labels):
           f"share >= 0.95: {np.mean(rho >= 0.95):.2f} ({len(rho)} texts)")
 
 
+def llm_precision(args, X, y, labels):
+    idx = np.random.default_rng(1).choice(len(X), args.texts, replace=False)
+    texts, ys = list(X[idx]), y[idx]
+    rates, priors = {}, {}
+    for dtype in ("float32", "bfloat16"):
+        cap = CAPPriorTransformer(CausalLMScorer(embedded.LLM, dtype=dtype), n_samples=100, labels=labels,
+                                  cache_dir=False, progress_bar=args.progress)
+        t = time.perf_counter()
+        priors[dtype] = np.asarray(cap.fit_transform(texts, ys))
+        rates[dtype] = cap.n_scored_ / (time.perf_counter() - t)
+    rho = _rank_agreement(priors["float32"], priors["bfloat16"])
+    top = np.mean([np.nanargmax(a) == np.nanargmax(b) for a, b in zip(priors["float32"], priors["bfloat16"])])
+    print(f"\nCAP, embedded SmolLM2-135M, n_samples=100, {len(texts)} BANKING77 training texts, 77-label prompt, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  float32 {rates['float32']:.1f} variants/s, bfloat16 {rates['bfloat16']:.1f} variants/s, "
+          f"ratio {rates['bfloat16'] / rates['float32']:.2f}x")
+    print(f"  Spearman of bfloat16 vs float32 priors per text: median {np.median(rho):.3f}, mean {rho.mean():.3f}, "
+          f"5th percentile {np.percentile(rho, 5):.3f} ({len(rho)} texts); same top word: {top:.2f}")
+
+
 def hybrid(args, X, y, labels):
     X5, y5, _ = sample_few_shot(X, y, 5, random_state=0)
     X5 = list(X5)
@@ -141,7 +166,7 @@ def hybrid(args, X, y, labels):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["cap_full", "adaptive", "hybrid"], required=True)
+    parser.add_argument("--part", choices=["cap_full", "adaptive", "llm_precision", "hybrid"], required=True)
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--texts", type=int, default=200)
     parser.add_argument("--tol", type=float, default=0.95)
@@ -151,7 +176,8 @@ def main():
     args = parser.parse_args()
     X, y = load_banking77("train", data_home=args.data_home, return_X_y=True)
     labels = sorted(set(y))
-    {"cap_full": cap_full, "adaptive": adaptive, "hybrid": hybrid}[args.part](args, X, y, labels)
+    parts = {"cap_full": cap_full, "adaptive": adaptive, "llm_precision": llm_precision, "hybrid": hybrid}
+    parts[args.part](args, X, y, labels)
 
 
 if __name__ == "__main__":
