@@ -1,0 +1,52 @@
+"""The experiment runner's resumable parts: cross-fitted priors kept in parts, and full-data priors shared."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import reproduce  # noqa: E402
+
+from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer  # noqa: E402
+
+X = ["my card has not arrived yet", "i lost my card", "card still not here", "where is my new card",
+     "why was i charged a fee", "fee for the transfer", "transfer fee charged twice", "what is this fee",
+     "top up by apple pay", "apple pay top up failed", "top up not working", "how do i top up"]
+Y = np.array(["arrival"] * 4 + ["fee"] * 4 + ["top_up"] * 4, dtype=object)
+
+
+def _seed(tmp_path, encoder, seed):
+    s = reproduce.Seed("banking77", "full", seed, (X, Y, X, Y), tmp_path)
+    s.classifier = lambda **kw: ExplanationGuidedClassifier(
+        encoder, **{"epochs": 1, "batch_size": 4, "random_state": s.seed, "progress_bar": False, **kw})
+    return s
+
+
+def test_cross_fitted_parts_equal_one_pass_and_resume(tmp_path, tiny_encoder):
+    s = _seed(tmp_path, tiny_encoder, 0)
+    for prior in (IGPriorTransformer(cv=3, n_steps=4, progress_bar=False),
+                  LIMEPriorTransformer(cv=3, num_samples=50, random_state=0, progress_bar=False)):
+        name = type(prior).__name__
+        got = s.cross_fitted(name, prior, chunk=2)
+        expected = prior.fit_transform_with(s.references(), X, Y)
+        np.testing.assert_allclose(np.asarray(got.values), np.asarray(expected), atol=1e-6)
+        parts = sorted(s.dir.glob(f"{name}_part*.npz"))
+        assert len(parts) == 6 and got.seconds > 0  # 3 folds of 4 texts, 2 texts a part
+    # A later run (a new process: references from disk) reads the finished parts instead of recomputing them.
+    assert (s.dir / "refs.joblib").exists()
+    part = s.dir / "IGPriorTransformer_part1_0.npz"
+    z = np.load(part)
+    np.savez(part, values=np.full_like(z["values"], 7.0), seconds=z["seconds"])
+    again = _seed(tmp_path, tiny_encoder, 0).cross_fitted(
+        "IGPriorTransformer", IGPriorTransformer(cv=3, n_steps=4, progress_bar=False), chunk=2)
+    rows = s.references().folds[1][0][:2]
+    assert np.all(np.asarray(again.values)[rows][np.isfinite(np.asarray(again.values)[rows])] == 7.0)
+
+
+def test_full_data_seeds_share_their_priors(tmp_path, tiny_encoder):
+    a, b = _seed(tmp_path, tiny_encoder, 0), _seed(tmp_path, tiny_encoder, 2)
+    assert a.dir == b.dir and b.prior_seed == 0 and b.seed == 2
+    few = reproduce.Seed("banking77", "5-shot", 2, (X * 2, np.concatenate([Y, Y]), X, Y), tmp_path)
+    assert few.prior_seed == 2 and few.dir != a.dir
