@@ -16,13 +16,9 @@ Needs ``llama-cpp-python[server]`` built for this CPU (see
 """
 
 import argparse
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
-import httpx
 import numpy as np
 from scipy.stats import spearmanr
 
@@ -31,24 +27,7 @@ from sklearn_cap.datasets import load_banking77
 from sklearn_cap.experiment import confusable_classes
 from sklearn_cap.scorers import DEFAULT_INSTRUCTION, CausalLMScorer, OpenAIScorer
 
-
-def start_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", embedded.LLM, "--model_alias",
-                             "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-                             "--logits_all", "true", "--n_threads", "2", "--verbose", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    for _ in range(360):
-        try:
-            if httpx.get(base + "/models", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("llama_cpp.server did not start within 180 s")
+from llama_server import llama_server
 
 
 def main():
@@ -64,8 +43,7 @@ def main():
     idx = np.random.default_rng(0).choice(keep, args.texts, replace=False)
     texts, labels = list(X[idx]), list(y[idx])
 
-    proc, base = start_server()
-    try:
+    with llama_server() as base:
         remote = OpenAIScorer(base, "smollm2", batch_size=1, max_concurrency=1, timeout=300, max_retries=1)
         local = CausalLMScorer(embedded.LLM, use_chat_template=False)
         # llama-cpp-python reads echoed log-probabilities right only after a BOS token (#1983).
@@ -82,9 +60,6 @@ def main():
         pairs_a = list(task.label_names) * len(texts)
         raw = {name: scorer.score(pairs_t, pairs_a, task) for name, scorer in [("server", remote),
                                                                                ("in-process", local)]}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
     (a, ta, na), (b, tb, nb) = results["server"], results["in-process"]
     print(f"CAP priors of {args.texts} BANKING77 texts, {len(classes)}-label prompt, n_samples={args.n_samples}, "

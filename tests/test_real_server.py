@@ -23,12 +23,9 @@ default build crashes on its first evaluation there)::
 """
 
 import importlib.util
-import socket
-import subprocess
 import sys
-import time
+from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -37,6 +34,9 @@ from sklearn_cap import CAPPriorTransformer, embedded
 from sklearn_cap.scorers import DEFAULT_INSTRUCTION, CausalLMScorer, OpenAIScorer, ScoringServerError, Task
 
 from conftest import needs_embedded
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from llama_server import ServerCrashed, llama_server  # noqa: E402
 
 pytestmark = [
     needs_embedded,
@@ -55,53 +55,15 @@ LABELS = ["card_arrival", "card_delivery_estimate", "lost_or_stolen_card"]
 TEXTS = ["my new card has still not arrived", "how long until a card gets delivered", "someone stole my card"]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", embedded.LLM, "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--logits_all", "true",
-           "--n_threads", "2", "--verbose", "false"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
     try:
-        while True:
-            if proc.poll() is not None:
-                log = proc.stdout.read()[-2000:]
-                if proc.returncode < 0:  # killed by a signal: the build, not this library
-                    pytest.skip(f"llama_cpp.server crashed (signal {-proc.returncode}); a build with native CPU "
-                                "flags does that on AVX-512/AMX CPUs: rebuild as this module's docstring says")
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log}")
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not answer within 180 s")
-            time.sleep(0.5)
-        # One evaluation: a wheel built with native CPU flags dies here on AVX-512/AMX CPUs.
-        try:
-            httpx.post(base + "/completions", json={"model": "smollm2", "prompt": "Hello", "max_tokens": 1},
-                       timeout=120)
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None and proc.returncode < 0:
-            pytest.skip(f"llama_cpp.server crashed on its first evaluation (signal {-proc.returncode}); a build "
-                        "with native CPU flags does that on AVX-512/AMX CPUs: rebuild as this module's docstring says")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with llama_server() as base:
+            yield base
+    except ServerCrashed as e:  # the build, not this library
+        pytest.skip(f"{e}: rebuild as this module's docstring says")
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def _scorers(base):
