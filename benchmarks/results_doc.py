@@ -328,24 +328,56 @@ def _beta_lines(group, dataset, setting, folder):
             "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
 
 
-# Seconds per cell measured on this machine (mean over finished cells), or a rough prior guess.
-_GUESS = {"5-shot": 200, "10-shot": 350, "full": 2400}
+# Training texts of a setting (5 or 10 per intent, or the whole split) and rough seconds per training text
+# for a method never run yet: CAP with the embedded LLM scores ~70 distinct variants a text at ~22 variants/s
+# (doc/benchmarks.rst); other priors cost about what they cost on BANKING77 5-shot.
+_CLASSES = {"banking77": 77, "hwu64": 64, "clinc150": 150}
+_FULL = {"banking77": 10003, "hwu64": 8954, "clinc150": 15000}
+_GUESS_PER_TEXT = {"cap_llm": 3.6}
+
+
+def _n_train(dataset, setting):
+    return _FULL[dataset] if setting == "full" else int(setting.split("-")[0]) * _CLASSES[dataset]
 
 
 def plan(cells, budget_min=120):
-    """Print the remaining grid as runs of at most ``budget_min`` minutes, from measured cell times."""
+    """Print the remaining grid as runs of at most ``budget_min`` minutes, from measured cell times.
+
+    A cell's estimate is its method's measured seconds per training text (same setting, any data set,
+    else any setting) times its training texts; methods never run use a rough guess. On full data the
+    priors are computed once and shared by the seeds, so only the first seed of a method pays for them.
+    """
     from reproduce import METHODS
 
-    measured = defaultdict(list)
+    from reproduce import SETTINGS
+
+    by_method = defaultdict(list)
     for c in cells:
-        measured[(c["dataset"], c["setting"], c["method"])].append(c["seconds"]["cell"])
+        by_method[c["method"]].append(c)
     done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
     grid = [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in METHODS]
     grid += [("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")]
     todo = [g for g in grid if g not in done]
+
+    def scaled(c, n, epochs, all_priors):
+        # priors scale with the training texts, training with texts x epochs, evaluation not at all; a few-shot
+        # cell pays for the priors its seed has not computed yet (cell time), a first full-data cell for all
+        sec = c["seconds"]
+        priors = sec["priors"] if all_priors else sec["cell"] - sec["train"] - sec["evaluate"]
+        return (priors * n / c["n_train"] + sec["evaluate"]
+                + sec["train"] * n * epochs / (c["n_train"] * c["config"]["classifier"]["epochs"]))
+
+    def estimate(d, st, s, m):
+        n, epochs = _n_train(d, st), SETTINGS[st][1]
+        if st == "full" and m != "vanilla" and any(k[:2] == (d, st) and k[3] == m and k[2] < s for k in todo):
+            m = "vanilla"  # priors shared by the seeds: training only
+        refs = [c for c in by_method[m] if c["setting"] == st] or by_method[m]
+        return (np.median([scaled(c, n, epochs, st == "full") for c in refs]) if refs
+                else _GUESS_PER_TEXT.get(m, 0.6) * n)
+
     runs, current, used = [], [], 0.0
     for d, st, s, m in todo:
-        est = np.mean(measured[(d, st, m)]) if measured[(d, st, m)] else _GUESS[st]
+        est = estimate(d, st, s, m)
         if current and used + est > budget_min * 60:
             runs.append((current, used))
             current, used = [], 0.0
@@ -353,7 +385,8 @@ def plan(cells, budget_min=120):
         used += est
     if current:
         runs.append((current, used))
-    print(f"{len(done)} cells done, {len(todo)} to go, in {len(runs)} runs of at most {budget_min} min:")
+    print(f"{len(done)} cells done, {len(todo)} to go, ~{sum(u for _, u in runs) / 3600:.1f} h, in {len(runs)} runs "
+          f"of at most {budget_min} min (a longer cell is resumable: its cross-fitted priors are kept in parts):")
     for i, (cs, secs) in enumerate(runs, 1):
         keys = sorted({(d, st) for d, st, _, _ in cs})
         print(f"  run {i}: {len(cs)} cells, ~{secs / 60:.0f} min: "
