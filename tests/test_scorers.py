@@ -96,6 +96,44 @@ def test_packing_falls_back_where_it_cannot_be_trusted(tiny_llm):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_packing_holds_in_bfloat16(tiny_llm):
+    """bfloat16 rounds a batch differently from a lone row; the packing check must not mistake that for leakage."""
+    task = _task()
+    answers = [task.label_names[i % 4] for i in range(len(TEXTS))]
+    scorer = CausalLMScorer(tiny_llm, dtype="bfloat16", batch_size=4)
+    got = scorer.score(TEXTS, answers, task)
+    assert scorer._packing[1] is True
+    full = CausalLMScorer(tiny_llm, reuse_prefix=False).score(TEXTS, answers, task)
+    np.testing.assert_allclose(got, full, atol=0.5)
+
+
+def test_packing_check_catches_a_kernel_that_ignores_the_mask(tiny_llm):
+    """An attention kernel that keeps causality but drops the block-diagonal mask lets packed queries see each
+    other: the check must notice, fall back to padded rows, and so still give the full prompts' scores."""
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    def causal_only(module, query, key, value, attention_mask, **kw):
+        q_len, kv_len = query.shape[2], key.shape[2]
+        causal = torch.ones(q_len, kv_len, dtype=torch.bool).tril(kv_len - q_len)
+        return sdpa_attention_forward(module, query, key, value, causal[None, None], **kw)
+
+    task = _task()
+    answers = [task.label_names[i % 4] for i in range(len(TEXTS))]
+    expected = CausalLMScorer(tiny_llm, reuse_prefix=False).score(TEXTS, answers, task)
+    original = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    AttentionInterface.register("sdpa", causal_only)
+    try:
+        scorer = CausalLMScorer(tiny_llm, batch_size=4)
+        with pytest.warns(RuntimeWarning, match="falls back to padded batches"):
+            got = scorer.score(TEXTS, answers, task)
+    finally:
+        AttentionInterface.register("sdpa", original)
+    assert scorer._packing[1] is False
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 def test_chat_template_is_used(tiny_chat_llm, tiny_llm):
     task = _task()
     s_chat, s_plain = CausalLMScorer(tiny_chat_llm), CausalLMScorer(tiny_llm)
