@@ -328,12 +328,11 @@ def _beta_lines(group, dataset, setting, folder):
             "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
 
 
-# Training texts of a setting (5 or 10 per intent, or the whole split) and rough seconds per training text
-# for a method never run yet: CAP with the embedded LLM scores ~70 distinct variants a text at ~22 variants/s
-# (doc/benchmarks.rst); other priors cost about what they cost on BANKING77 5-shot.
+# Intents and full training split of each data set (the few-shot settings draw k texts per intent), and a
+# rough guess of seconds per training text for a method with no finished cell yet.
 _CLASSES = {"banking77": 77, "hwu64": 64, "clinc150": 150}
 _FULL = {"banking77": 10003, "hwu64": 8954, "clinc150": 15000}
-_GUESS_PER_TEXT = {"cap_llm": 3.6}
+_GUESS_PER_TEXT = 0.6
 
 
 def _n_train(dataset, setting):
@@ -347,9 +346,7 @@ def plan(cells, budget_min=120):
     else any setting) times its training texts; methods never run use a rough guess. On full data the
     priors are computed once and shared by the seeds, so only the first seed of a method pays for them.
     """
-    from reproduce import METHODS
-
-    from reproduce import SETTINGS
+    from reproduce import METHODS, SETTINGS
 
     by_method = defaultdict(list)
     for c in cells:
@@ -373,7 +370,7 @@ def plan(cells, budget_min=120):
             m = "vanilla"  # priors shared by the seeds: training only
         refs = [c for c in by_method[m] if c["setting"] == st] or by_method[m]
         return (np.median([scaled(c, n, epochs, st == "full") for c in refs]) if refs
-                else _GUESS_PER_TEXT.get(m, 0.6) * n)
+                else _GUESS_PER_TEXT * n)
 
     runs, current, used = [], [], 0.0
     for d, st, s, m in todo:

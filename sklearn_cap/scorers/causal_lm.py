@@ -276,10 +276,9 @@ class CausalLMScorer(BaseScorer):
             logits = lm(input_ids=ids.to(device), attention_mask=mask.to(device),
                         logits_to_keep=torch.arange(first, width - 1, device=device), use_cache=kv is not None,
                         **kwargs).logits
-        return np.array([
-            self._answer_logprobs(logits[i], [a], [len(head) + len(q) - 1 - first])[0]
-            for i, (q, a) in enumerate(zip(queries, answers))
-        ])
+        k = logits.shape[1]  # rows laid end to end: row i's logits start at i * k
+        starts = [i * k + len(head) + len(q) - 1 - first for i, q in enumerate(queries)]
+        return self._answer_logprobs(logits.reshape(b * k, -1), answers, starts)
 
     def _forward_packed(self, lm, n_prefix, kv, queries, answers, device):
         """All queries packed into one sequence behind one copy of the prefix's keys and values.
