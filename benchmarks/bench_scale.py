@@ -55,6 +55,18 @@ def _rank_agreement(a, b):
     return np.array(out)
 
 
+def _by_precision(make_scorer, texts, ys, labels, progress):
+    """CAP priors (n_samples=100, no cache) and variants per second with the scorer in float32 and bfloat16."""
+    rates, priors = {}, {}
+    for precision in ("float32", "bfloat16"):
+        cap = CAPPriorTransformer(make_scorer(precision), n_samples=100, labels=labels, cache_dir=False,
+                                  progress_bar=progress)
+        t = time.perf_counter()
+        priors[precision] = np.asarray(cap.fit_transform(texts, ys))
+        rates[precision] = cap.n_scored_ / (time.perf_counter() - t)
+    return rates, priors
+
+
 def cap_full(args, X, y, labels):
     cache = Path(args.cache_dir or tempfile.mkdtemp(prefix="cap_full_"))
     cap = CAPPriorTransformer(EmbeddingScorer(precision="bfloat16", batch_size=128), n_samples=100, labels=labels,
@@ -65,13 +77,7 @@ def cap_full(args, X, y, labels):
     scored, cached = cap.n_scored_, cap.n_cached_
 
     sub, ys = list(X[:500]), y[:500]
-    rates, priors = {}, {}
-    for precision in ("float32", "bfloat16"):
-        c = CAPPriorTransformer(EmbeddingScorer(precision=precision, batch_size=128), n_samples=100, labels=labels,
-                                cache_dir=False, progress_bar=False)
-        t = time.perf_counter()
-        priors[precision] = c.fit_transform(sub, ys)
-        rates[precision] = c.n_scored_ / (time.perf_counter() - t)
+    rates, priors = _by_precision(lambda p: EmbeddingScorer(precision=p, batch_size=128), sub, ys, labels, False)
     rho = _rank_agreement(priors["float32"], priors["bfloat16"])
 
     print(f"\nCAP, embedding scorer (embedded MiniLM), n_samples=100, all {len(X)} BANKING77 training texts, "
@@ -112,13 +118,7 @@ def adaptive(args, X, y, labels):
 def llm_precision(args, X, y, labels):
     idx = np.random.default_rng(1).choice(len(X), args.texts, replace=False)
     texts, ys = list(X[idx]), y[idx]
-    rates, priors = {}, {}
-    for dtype in ("float32", "bfloat16"):
-        cap = CAPPriorTransformer(CausalLMScorer(embedded.LLM, dtype=dtype), n_samples=100, labels=labels,
-                                  cache_dir=False, progress_bar=args.progress)
-        t = time.perf_counter()
-        priors[dtype] = np.asarray(cap.fit_transform(texts, ys))
-        rates[dtype] = cap.n_scored_ / (time.perf_counter() - t)
+    rates, priors = _by_precision(lambda p: CausalLMScorer(embedded.LLM, dtype=p), texts, ys, labels, args.progress)
     rho = _rank_agreement(priors["float32"], priors["bfloat16"])
     top = np.mean([np.nanargmax(a) == np.nanargmax(b) for a, b in zip(priors["float32"], priors["bfloat16"])])
     print(f"\nCAP, embedded SmolLM2-135M, n_samples=100, {len(texts)} BANKING77 training texts, 77-label prompt, "
