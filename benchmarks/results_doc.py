@@ -23,6 +23,7 @@ NAMES = {
     "hybrid_mean_insample": "CAP Hybrid mean, in-sample reference", "cap_desc": "CAP (embedding, descriptions)",
     "hybrid_mean_ig": "CAP Hybrid mean, IG (4 steps) in the loss",
     "hybrid_mean_sig": "CAP Hybrid mean, stochastic IG in the loss",
+    "hybrid_mean_betacv": "CAP Hybrid mean, beta by CV on the training sample",
 }
 MAIN = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
 ACCURACY = [("test", "clean"), ("adv_addition", "kw. addition"), ("adv_replacement", "kw. replacement"),
@@ -34,7 +35,7 @@ DATASET_ORDER = ["banking77", "hwu64", "clinc150"]
 
 
 def name_of(method):
-    if method.startswith("hybrid_mean_beta"):
+    if method.startswith("hybrid_mean_beta") and method not in NAMES:
         return f"CAP Hybrid mean, beta={method[len('hybrid_mean_beta'):]}"
     return NAMES.get(method, method)
 
@@ -42,7 +43,8 @@ def name_of(method):
 # What each ablation is compared with (paired by seed): the configuration it changes one thing of.
 BASELINE = {"ig_insample": "ig", "lime_insample": "lime", "hybrid_mean_insample": "hybrid_mean",
             "cap_desc": "cap_emb", "cap_llm": "cap_emb", "hybrid_mean_ig": "hybrid_mean",
-            "hybrid_mean_sig": "hybrid_mean_ig", "hybrid_mean_global": "hybrid_mean"}
+            "hybrid_mean_sig": "hybrid_mean_ig", "hybrid_mean_global": "hybrid_mean",
+            "hybrid_mean_betacv": "hybrid_mean"}
 
 
 def baseline_of(method):
@@ -295,7 +297,7 @@ def _beta_lines(group, dataset, setting, folder):
     """Accuracy against beta (vanilla is beta = 0), as a PNG next to the page, when a beta sweep ran."""
     betas = {0.0: "vanilla", 1.0: "hybrid_mean"}
     betas.update({float(m[len("hybrid_mean_beta"):]): m for m in {c["method"] for c in group}
-                  if m.startswith("hybrid_mean_beta")})
+                  if m.startswith("hybrid_mean_beta") and m != "hybrid_mean_betacv"})
     if len(betas) < 4:
         return []
     import matplotlib
@@ -324,8 +326,16 @@ def _beta_lines(group, dataset, setting, folder):
     name = f"beta_{dataset}_{setting}.png"
     fig.savefig(folder / name, dpi=110)
     plt.close(fig)
-    return ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
-            "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
+    lines = ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
+             "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
+    chosen = sorted((c["seed"], c["config"]["beta_selection"]) for c in group
+                    if c["method"] == "hybrid_mean_betacv" and "beta_selection" in c["config"])
+    if chosen:
+        sel = chosen[0][1]
+        lines += [f"beta chosen by {sel['cv']}-fold cross-validated {sel['scoring']} on each seed's training sample "
+                  f"alone, among {', '.join(f'{b:g}' for b in sel['grid'])}: "
+                  + "; ".join(f"seed {seed}: {b['chosen']:g}" for seed, b in chosen) + ".", ""]
+    return lines
 
 
 # Intents and full training split of each data set (the few-shot settings draw k texts per intent), and a
@@ -339,22 +349,34 @@ def _n_train(dataset, setting):
     return _FULL[dataset] if setting == "full" else int(setting.split("-")[0]) * _CLASSES[dataset]
 
 
+def grid():
+    """The issue's grid in order of priority: (tier, data set, setting, seed, method)."""
+    from reproduce import ABLATIONS, REQUIRED
+
+    tiers = [("required", [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in REQUIRED]
+              + [("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")]),
+             ("ablations", [("banking77", "5-shot", s, m) for s in range(3) for m in ABLATIONS]),
+             ("10-shot", [(d, "10-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in REQUIRED]),
+             ("full, one seed", [(d, "full", 0, m) for d in ("hwu64", "clinc150") for m in ("vanilla", "hybrid_mean")]),
+             ("extra priors", [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5)
+                               for m in ("global", "hybrid_mean_global")])]
+    return [(t, *g) for t, cells in tiers for g in cells]
+
+
 def plan(cells, budget_min=120):
-    """Print the remaining grid as runs of at most ``budget_min`` minutes, from measured cell times.
+    """Print the remaining grid, tier by tier, as runs of at most ``budget_min`` minutes, from measured cell times.
 
     A cell's estimate is its method's measured seconds per training text (same setting, any data set,
     else any setting) times its training texts; methods never run use a rough guess. On full data the
     priors are computed once and shared by the seeds, so only the first seed of a method pays for them.
     """
-    from reproduce import METHODS, SETTINGS
+    from reproduce import BETA_GRID, CV, SETTINGS
 
     by_method = defaultdict(list)
     for c in cells:
         by_method[c["method"]].append(c)
     done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
-    grid = [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in METHODS]
-    grid += [("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")]
-    todo = [g for g in grid if g not in done]
+    todo = [g for g in grid() if g[1:] not in done]
 
     def scaled(c, n, epochs, all_priors):
         # priors scale with the training texts, training with texts x epochs, evaluation not at all; a few-shot
@@ -366,26 +388,36 @@ def plan(cells, budget_min=120):
 
     def estimate(d, st, s, m):
         n, epochs = _n_train(d, st), SETTINGS[st][1]
-        if st == "full" and m != "vanilla" and any(k[:2] == (d, st) and k[3] == m and k[2] < s for k in todo):
+        if st == "full" and m != "vanilla" and ((d, st, 0, m) in done
+                                                or any(k[1:3] == (d, st) and k[4] == m and k[3] < s for k in todo)):
             m = "vanilla"  # priors shared by the seeds: training only
-        refs = [c for c in by_method[m] if c["setting"] == st] or by_method[m]
-        return (np.median([scaled(c, n, epochs, st == "full") for c in refs]) if refs
-                else _GUESS_PER_TEXT * n)
+        base = m.split("_beta")[0] if m.startswith("hybrid_mean_beta") and not by_method[m] else m
+        refs = [c for c in by_method[base] if c["setting"] == st] or by_method[base]
+        if not refs:
+            return _GUESS_PER_TEXT * n
+        # a beta chosen by CV never run yet: its base's cell plus the search's fits (candidates x folds on 2/3)
+        search = len(BETA_GRID) * CV * 2 / 3 if m == "hybrid_mean_betacv" and base != m else 0
+        return np.median([scaled(c, n, epochs, st == "full")
+                          + search * c["seconds"]["train"] * n * epochs / (c["n_train"] * c["config"]["classifier"]["epochs"])
+                          for c in refs])
 
-    runs, current, used = [], [], 0.0
-    for d, st, s, m in todo:
-        est = estimate(d, st, s, m)
-        if current and used + est > budget_min * 60:
+    print(f"{len(done)} cells done, {len(todo)} to go in the issue's grid, "
+          f"~{sum(estimate(*g[1:]) for g in todo) / 3600:.1f} h; by tier, in order of priority, in runs of at most "
+          f"{budget_min} min (a longer cell is resumable: its cross-fitted priors are kept in parts):")
+    for tier in dict.fromkeys(g[0] for g in todo):
+        runs, current, used = [], [], 0.0
+        for _, d, st, s, m in (g for g in todo if g[0] == tier):
+            est = estimate(d, st, s, m)
+            if current and used + est > budget_min * 60:
+                runs.append((current, used))
+                current, used = [], 0.0
+            current.append((d, st, s, m))
+            used += est
+        if current:
             runs.append((current, used))
-            current, used = [], 0.0
-        current.append((d, st, s, m))
-        used += est
-    if current:
-        runs.append((current, used))
-    print(f"{len(done)} cells done, {len(todo)} to go, ~{sum(u for _, u in runs) / 3600:.1f} h, in {len(runs)} runs "
-          f"of at most {budget_min} min (a longer cell is resumable: its cross-fitted priors are kept in parts):")
-    for i, (cs, secs) in enumerate(runs, 1):
-        keys = sorted({(d, st) for d, st, _, _ in cs})
-        print(f"  run {i}: {len(cs)} cells, ~{secs / 60:.0f} min: "
-              + "; ".join(f"{d} {st} seeds {sorted({s for dd, ss, s, _ in cs if (dd, ss) == (d, st)})}"
-                          for d, st in keys))
+        print(f"{tier}: {sum(len(c) for c, _ in runs)} cells, ~{sum(u for _, u in runs) / 3600:.1f} h")
+        for i, (cs, secs) in enumerate(runs, 1):
+            keys = list(dict.fromkeys((d, st) for d, st, _, _ in cs))
+            print(f"  run {i}: {len(cs)} cells, ~{secs / 60:.0f} min: "
+                  + "; ".join(f"{d} {st} seeds {sorted({s for dd, ss, s, _ in cs if (dd, ss) == (d, st)})} "
+                              f"{sorted({m for dd, ss, _, m in cs if (dd, ss) == (d, st)})}" for d, st in keys))

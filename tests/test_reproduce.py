@@ -50,3 +50,19 @@ def test_full_data_seeds_share_their_priors(tmp_path, tiny_encoder):
     assert a.dir == b.dir and b.prior_seed == 0 and b.seed == 2
     few = reproduce.Seed("banking77", "5-shot", 2, (X * 2, np.concatenate([Y, Y]), X, Y), tmp_path)
     assert few.prior_seed == 2 and few.dir != a.dir
+
+
+def test_beta_is_chosen_by_cross_validation_on_the_training_sample(tmp_path, tiny_encoder):
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    from sklearn_cap.text import WordAttributions
+
+    s = _seed(tmp_path, tiny_encoder, 1)
+    priors = np.random.default_rng(0).random(WordAttributions(X).shape)
+    beta, scores = reproduce.choose_beta(s, priors)
+    assert list(scores) == [f"{b:g}" for b in reproduce.BETA_GRID]
+    assert beta in reproduce.BETA_GRID and scores[f"{beta:g}"] == max(scores.values())
+    # the same folds of the training sample as a plain cross-validation: nothing else is seen
+    folds = StratifiedKFold(reproduce.CV, shuffle=True, random_state=s.seed)
+    plain = cross_val_score(s.classifier(beta=0), X, Y, cv=folds)
+    assert scores["0"] == plain.mean()

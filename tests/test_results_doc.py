@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from results_doc import paired, t_interval, verdict, write_doc  # noqa: E402
+from results_doc import grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
 
 
 def _cell(method, seed, acc, **cfg):
@@ -54,3 +54,17 @@ def test_ablations_against_their_own_baseline_and_beta_plot(tmp_path):
     assert "Ablations" in text and "CAP Hybrid mean, IG (4 steps) in the loss" in text
     assert ".. image:: beta_banking77_5-shot.png" in text
     assert (tmp_path / "beta_banking77_5-shot.png").stat().st_size > 1000
+
+
+def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
+    from reproduce import REQUIRED
+
+    tiers = [g[0] for g in grid()]
+    assert tiers.index("ablations") == sum(t == "required" for t in tiers)  # the grid comes first
+    required = {g[1:] for g in grid() if g[0] == "required"}
+    for d in ("banking77", "hwu64", "clinc150"):
+        assert {(d, "5-shot", s, m) for s in range(5) for m in REQUIRED} <= required
+    assert {("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")} <= required
+    plan([_cell("vanilla", 0, 0.8), _cell("cap_emb", 0, 0.8)])
+    out = capsys.readouterr().out
+    assert out.startswith("2 cells done") and f"required: {len(required) - 2} cells" in out
