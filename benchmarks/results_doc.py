@@ -139,19 +139,21 @@ def queries(group, method):
 
 
 def summary_lines(groups):
-    lines = []
+    """One line per (data set, setting, method) with a win or loss, and the number of intervals tested."""
+    lines, tested = [], 0
     for (dataset, setting), cells in groups:
         for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=_order):
             parts = []
             for metric, label in ACCURACY + FAITH:
                 d = paired(cells, method, metric)
                 m, lo, hi = t_interval(d)
+                tested += not np.isnan(lo)
                 v = verdict(lo, hi, higher_is_better=not metric.startswith("sufficiency"))
                 if v:
                     parts.append(f"{v} on {label} ({m:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {len(d)} seeds)")
             if parts:
                 lines.append(f"* {dataset}, {setting}, {name_of(method)}: " + "; ".join(parts) + ".")
-    return lines
+    return lines, tested
 
 
 def _order(method):
@@ -191,10 +193,14 @@ def write_doc(cells, path=DOC):
         "Summary",
         "-------",
         "",
-        "Differences whose 95% interval excludes 0 (all others are within seed noise):",
-        "",
     ]
-    out += summary_lines(ordered) or ["* none so far."]
+    lines, tested = summary_lines(ordered)
+    n_found = sum(line.count(" 95% CI ") for line in lines)
+    out += [f"Differences to vanilla whose 95% interval excludes 0 ({n_found} of the {tested} intervals on this page;",
+            "all others are within seed noise). The intervals are not corrected for their number: with no",
+            f"effect at all, about {tested / 20:.0f} of {tested} would exclude 0 by chance, so a lone win or loss",
+            "on one set deserves less weight than a pattern across data sets:", ""]
+    out += lines or ["* none so far."]
     out.append("")
     for (dataset, setting), group in ordered:
         methods = sorted({c["method"] for c in group}, key=_order)
