@@ -31,6 +31,7 @@ Run::
 
     python benchmarks/reproduce.py run --dataset banking77 --setting 5-shot --seeds 0 1 2 3 4 [--methods ...]
     python benchmarks/reproduce.py plan          # the grid in runs of at most two hours
+    python benchmarks/reproduce.py next          # the next seed's missing cells, in the plan's order
     python benchmarks/reproduce.py --write-doc   # doc/results.rst from the cells alone
 """
 
@@ -478,6 +479,18 @@ def run(args):
                   f"({cell['seconds']['cell']:.0f} s)", flush=True)
 
 
+def next_group(cells, tiers=None):
+    """The first (data set, setting, seed) of the plan's grid with missing cells, and those cells' methods."""
+    from results_doc import grid
+
+    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
+    todo = [g for g in grid() if g[1:] not in done and (not tiers or g[0] in tiers)]
+    if not todo:
+        return None
+    tier, d, st, s, _ = todo[0]
+    return d, st, s, [m for t, dd, sst, ss, m in todo if (t, dd, sst, ss) == (tier, d, st, s)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-doc", action="store_true", help="rebuild doc/results.rst from the cells")
@@ -490,12 +503,25 @@ def main(argv=None):
     r.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this many minutes")
     r.add_argument("--data-home", default=None)
     sub.add_parser("plan", help="print the grid in runs of at most two hours")
+    n = sub.add_parser("next", help="run the next seed's missing cells in the plan's order (exit 3: none left)")
+    n.add_argument("--tier", nargs="+", default=None, help="only these tiers of the plan (e.g. required ablations)")
+    n.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this many minutes")
+    n.add_argument("--data-home", default=None)
     args = parser.parse_args(argv)
     if args.write_doc:
         from results_doc import write_doc
 
         write_doc(load_cells())
     elif args.command == "run":
+        run(args)
+    elif args.command == "next":
+        group = next_group(load_cells(), args.tier)
+        if group is None:
+            print("no missing cells in " + (", ".join(args.tier) if args.tier else "the plan's grid"))
+            return 3
+        args.dataset, args.setting, seed, args.methods = group
+        args.seeds = [seed]
+        print(f"next: {args.dataset} {args.setting} seed {seed}: {' '.join(args.methods)}", flush=True)
         run(args)
     elif args.command == "plan":
         from results_doc import plan

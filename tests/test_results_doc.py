@@ -68,3 +68,13 @@ def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
     plan([_cell("vanilla", 0, 0.8), _cell("cap_emb", 0, 0.8)])
     out = capsys.readouterr().out
     assert out.startswith("2 cells done") and f"required: {len(required) - 2} cells" in out
+
+
+def test_next_runs_one_seed_of_the_first_unfinished_tier():
+    from reproduce import REQUIRED, next_group
+
+    cells = [_cell(m, 0, 0.8) for m in REQUIRED[:3]]
+    assert next_group(cells) == ("banking77", "5-shot", 0, REQUIRED[3:])  # the extra priors' tier waits
+    d, st, s, methods = next_group(cells, ["ablations"])
+    assert (d, st, s) == ("banking77", "5-shot", 0) and "hybrid_mean_betacv" in methods and "vanilla" not in methods
+    assert next_group([_cell(m, 0, 0.8) for m in REQUIRED], ["required"])[:3] == ("banking77", "5-shot", 1)
