@@ -481,10 +481,9 @@ def run(args):
 
 def next_group(cells, tiers=None):
     """The first (data set, setting, seed) of the plan's grid with missing cells, and those cells' methods."""
-    from results_doc import grid
+    from results_doc import missing
 
-    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
-    todo = [g for g in grid() if g[1:] not in done and (not tiers or g[0] in tiers)]
+    todo = missing(cells, tiers)
     if not todo:
         return None
     tier, d, st, s, _ = todo[0]

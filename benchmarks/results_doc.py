@@ -140,7 +140,7 @@ def queries(group, method):
 
 def summary_lines(groups):
     """One line per (data set, setting, method) with a win or loss, and the number of intervals tested."""
-    lines, tested = [], 0
+    lines, tested, found = [], 0, 0
     for (dataset, setting), cells in groups:
         for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=_order):
             parts = []
@@ -149,11 +149,12 @@ def summary_lines(groups):
                 m, lo, hi = t_interval(d)
                 tested += not np.isnan(lo)
                 v = verdict(lo, hi, higher_is_better=not metric.startswith("sufficiency"))
+                found += bool(v)
                 if v:
                     parts.append(f"{v} on {label} ({m:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {len(d)} seeds)")
             if parts:
                 lines.append(f"* {dataset}, {setting}, {name_of(method)}: " + "; ".join(parts) + ".")
-    return lines, tested
+    return lines, tested, found
 
 
 def _order(method):
@@ -196,8 +197,7 @@ def write_doc(cells, path=DOC):
         "-------",
         "",
     ]
-    lines, tested = summary_lines(ordered)
-    n_found = sum(line.count(" 95% CI ") for line in lines)
+    lines, tested, n_found = summary_lines(ordered)
     out += [f"Differences to vanilla whose 95% interval excludes 0 ({n_found} of the {tested} intervals on this page;",
             "all others are within seed noise). The intervals are not corrected for their number: with no",
             f"effect at all, about {tested / 20:.0f} of {tested} would exclude 0 by chance, so a lone win or loss",
@@ -306,8 +306,16 @@ def _beta_lines(group, dataset, setting, folder):
     betas = {0.0: "vanilla", 1.0: "hybrid_mean"}
     betas.update({float(m[len("hybrid_mean_beta"):]): m for m in {c["method"] for c in group}
                   if m.startswith("hybrid_mean_beta") and m != "hybrid_mean_betacv"})
+    chosen = sorted((c["seed"], c["config"]["beta_selection"]) for c in group
+                    if c["method"] == "hybrid_mean_betacv" and "beta_selection" in c["config"])
+    lines = []
+    if chosen:
+        sel = chosen[0][1]
+        lines += [f"beta chosen by {sel['cv']}-fold cross-validated {sel['scoring']} on each seed's training sample "
+                  f"alone, among {', '.join(f'{b:g}' for b in sel['grid'])}: "
+                  + "; ".join(f"seed {seed}: {b['chosen']:g}" for seed, b in chosen) + ".", ""]
     if len(betas) < 4:
-        return []
+        return lines
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,16 +342,8 @@ def _beta_lines(group, dataset, setting, folder):
     name = f"beta_{dataset}_{setting}.png"
     fig.savefig(folder / name, dpi=110)
     plt.close(fig)
-    lines = ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
-             "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""]
-    chosen = sorted((c["seed"], c["config"]["beta_selection"]) for c in group
-                    if c["method"] == "hybrid_mean_betacv" and "beta_selection" in c["config"])
-    if chosen:
-        sel = chosen[0][1]
-        lines += [f"beta chosen by {sel['cv']}-fold cross-validated {sel['scoring']} on each seed's training sample "
-                  f"alone, among {', '.join(f'{b:g}' for b in sel['grid'])}: "
-                  + "; ".join(f"seed {seed}: {b['chosen']:g}" for seed, b in chosen) + ".", ""]
-    return lines
+    return ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
+            "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""] + lines
 
 
 # Intents and full training split of each data set (the few-shot settings draw k texts per intent), and a
@@ -371,6 +371,12 @@ def grid():
     return [(t, *g) for t, cells in tiers for g in cells]
 
 
+def missing(cells, tiers=None):
+    """The grid's cells not yet in ``cells`` (optionally only ``tiers``), in the grid's order."""
+    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
+    return [g for g in grid() if g[1:] not in done and (not tiers or g[0] in tiers)]
+
+
 def plan(cells, budget_min=120):
     """Print the remaining grid, tier by tier, as runs of at most ``budget_min`` minutes, from measured cell times.
 
@@ -384,7 +390,7 @@ def plan(cells, budget_min=120):
     for c in cells:
         by_method[c["method"]].append(c)
     done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
-    todo = [g for g in grid() if g[1:] not in done]
+    todo = missing(cells)
 
     def scaled(c, n, epochs, all_priors):
         # priors scale with the training texts, training with texts x epochs, evaluation not at all; a few-shot
