@@ -157,6 +157,60 @@ def summary_lines(groups):
     return lines, tested, found
 
 
+CAP_METHODS = ["cap_emb", "cap_llm", "hybrid_mean", "hybrid_max"]
+SHORT = {"cap_emb": "embedding", "cap_llm": "LLM", "hybrid_mean": "Hybrid mean", "hybrid_max": "Hybrid max"}
+BRIEF = [("clean accuracy", ACCURACY[:1], "vanilla"), ("keyword sets", ACCURACY[1:3], "vanilla"),
+         ("hand-written sets", ACCURACY[3:5], "vanilla"), ("faithfulness (g×i)", FAITH[:2], "vanilla"),
+         ("faithfulness (IG)", FAITH[2:], "vanilla"), ("clean, against IG prior", ACCURACY[:1], "ig")]
+
+
+def _count(group, methods, metrics, baseline):
+    """'W wins, L losses of N' over the 95% intervals of ``methods`` x ``metrics`` against ``baseline``."""
+    wins = losses = n = 0
+    for m in methods:
+        for k, _ in metrics:
+            _, lo, hi = t_interval(paired(group, m, k, baseline))
+            if np.isnan(lo):
+                continue
+            n += 1
+            v = verdict(lo, hi, higher_is_better=not k.startswith("sufficiency"))
+            wins += v == "win"
+            losses += v == "loss"
+    if n == 0:
+        return "– (no CI)"
+    parts = [f"{wins} win{'s' * (wins != 1)}"] * bool(wins) + [f"{losses} loss{'es' * (losses != 1)}"] * bool(losses)
+    return (", ".join(parts) or "none") + f" of {n}"
+
+
+def brief_lines(groups):
+    """A table per (data set, setting): wins and losses of the CAP methods, counted by family, and their cost."""
+    rows = []
+    for (dataset, setting), group in groups:
+        present = {c["method"] for c in group}
+        methods = [m for m in CAP_METHODS if m in present]
+        if not methods or "vanilla" not in present:
+            continue
+        seeds = len({c["seed"] for c in group if c["method"] == "vanilla"})
+        row = [f"{dataset}, {setting}", str(seeds), ", ".join(SHORT[m] for m in methods)]
+        for _, metrics, base in BRIEF:
+            row.append(_count(group, methods, metrics, base) if base in present else "–")
+
+        def cost(m):
+            return np.median([c["seconds"]["priors"] + c["seconds"]["train"] for c in group if c["method"] == m])
+        ratios = [cost(m) / cost("vanilla") for m in methods]
+        row.append(f"{min(ratios):.1f}–{max(ratios):.1f}x" if len(ratios) > 1 else f"{ratios[0]:.1f}x")
+        rows.append(row)
+    if not rows:
+        return []
+    return (["In brief: the CAP methods (embedding, LLM, Hybrid mean, Hybrid max) against vanilla, as",
+             "counts of the 95% intervals of the tables below that exclude 0 (a *win* is a better score,",
+             "also a lower sufficiency), by family of measure; the last but one column compares them with",
+             "the IG prior instead; the last gives their cost (priors and training, median seconds over",
+             "seeds) as a multiple of vanilla's training:", ""]
+            + _table(["data set, setting", "seeds", "CAP methods"] + [h for h, _, _ in BRIEF]
+                     + ["cost vs vanilla"], rows))
+
+
 def _order(method):
     return (MAIN.index(method) if method in MAIN else len(MAIN), method)
 
@@ -197,6 +251,7 @@ def write_doc(cells, path=DOC):
         "-------",
         "",
     ]
+    out += brief_lines(ordered)
     lines, tested, n_found = summary_lines(ordered)
     out += [f"Differences to vanilla whose 95% interval excludes 0 ({n_found} of the {tested} intervals on this page;",
             "all others are within seed noise). The intervals are not corrected for their number: with no",
