@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from results_doc import grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
+from results_doc import brief_lines, grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
 
 
 def _cell(method, seed, acc, **cfg):
@@ -54,6 +54,19 @@ def test_ablations_against_their_own_baseline_and_beta_plot(tmp_path):
     assert "Ablations" in text and "CAP Hybrid mean, IG (4 steps) in the loss" in text
     assert ".. image:: beta_banking77_5-shot.png" in text
     assert (tmp_path / "beta_banking77_5-shot.png").stat().st_size > 1000
+
+
+def test_brief_counts_wins_and_losses_of_the_cap_methods():
+    cells = [_cell("vanilla", s, 0.80 + 0.01 * s) for s in range(5)]
+    cells += [_cell("cap_emb", s, 0.82 + 0.01 * s + 0.001 * (s % 2)) for s in range(5)]  # clean and kw. win
+    cells += [_cell("hybrid_mean", s, 0.78 + 0.01 * s + 0.001 * (s % 2)) for s in range(5)]  # both lose
+    cells += [_cell("ig", s, 0.90) for s in range(5)]  # not a CAP method: not counted against vanilla
+    row = next(line for line in brief_lines([(("banking77", "5-shot"), cells)]) if line.startswith("banking77"))
+    assert "embedding, Hybrid mean" in row
+    assert "1 win, 1 loss of 2" in row  # clean accuracy
+    assert row.count("1 win, 1 loss of 2") == 2  # and the keyword sets (only kw. addition is in these cells)
+    assert "none of 0" not in row and "– (no CI)" in row  # no faithfulness metrics in these cells
+    assert "1.0–1.0x" in row
 
 
 def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
