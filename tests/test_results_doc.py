@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from results_doc import brief_lines, grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
+from results_doc import brief_lines, cost_seconds, grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
 
 
 def _cell(method, seed, acc, **cfg):
@@ -54,6 +54,18 @@ def test_ablations_against_their_own_baseline_and_beta_plot(tmp_path):
     assert "Ablations" in text and "CAP Hybrid mean, IG (4 steps) in the loss" in text
     assert ".. image:: beta_banking77_5-shot.png" in text
     assert (tmp_path / "beta_banking77_5-shot.png").stat().st_size > 1000
+
+
+def test_cost_counts_the_reused_vanilla_model_and_the_beta_search():
+    cells = [_cell("vanilla", s, 0.80) for s in range(2)]
+    cells[1]["seconds"]["train"] = 50.0
+    insample = _cell("ig_insample", 1, 0.81)
+    searched = _cell("hybrid_mean_betacv", 0, 0.81)
+    searched["config"]["beta_selection"] = {"chosen": 0.0, "seconds": 100.0}
+    group = cells + [insample, searched]
+    assert cost_seconds(cells[0], group) == 3.0  # priors 1 + training 2
+    assert cost_seconds(insample, group) == 3.0 + 50.0  # the vanilla model of its own seed
+    assert cost_seconds(searched, group) == 3.0 + 100.0
 
 
 def test_brief_counts_wins_and_losses_of_the_cap_methods():
