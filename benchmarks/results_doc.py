@@ -391,12 +391,16 @@ def _beta_lines(group, dataset, setting, folder):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # every point over the same seeds, those that ran every beta, so the curve is not a mix of samples
+    seeds = sorted(set.intersection(*({c["seed"] for c in group if c["method"] == m} for m in betas.values())))
+    if not seeds:
+        return lines
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    seeds = sorted({c["seed"] for c in group if c["method"] in betas.values()})
     for metric, label in ACCURACY[:3]:
         xs, ms, sds = [], [], []
         for b, m in sorted(betas.items()):
-            v = [c["metrics"][metric] for c in group if c["method"] == m and metric in c["metrics"]]
+            v = [c["metrics"][metric] for c in group
+                 if c["method"] == m and c["seed"] in seeds and metric in c["metrics"]]
             if v:
                 xs.append(b)
                 ms.append(np.mean(v))
@@ -413,7 +417,8 @@ def _beta_lines(group, dataset, setting, folder):
     fig.savefig(folder / name, dpi=110)
     plt.close(fig)
     return ["Sensitivity to beta (reported on the test sets, not used to choose beta: beta stays at the",
-            "paper's 1):", "", f".. image:: {name}", "   :width: 520px", ""] + lines
+            f"paper's 1), over the seeds that ran every beta ({', '.join(map(str, seeds))}):", "",
+            f".. image:: {name}", "   :width: 520px", ""] + lines
 
 
 # Intents and full training split of each data set (the few-shot settings draw k texts per intent), and a

@@ -53,6 +53,10 @@ def test_ablations_against_their_own_baseline_and_beta_plot(tmp_path):
     text = out.read_text()
     assert "Ablations" in text and "CAP Hybrid mean, IG (4 steps) in the loss" in text
     assert ".. image:: beta_banking77_5-shot.png" in text
+    assert "over the seeds that ran every beta (0, 1, 2)" in text
+    cells += [_cell(m, 3, 0.9) for m in ("vanilla", "hybrid_mean")]  # a seed without the sweep stays out
+    write_doc(cells, out)
+    assert "over the seeds that ran every beta (0, 1, 2)" in out.read_text()
     assert (tmp_path / "beta_banking77_5-shot.png").stat().st_size > 1000
 
 
