@@ -196,7 +196,7 @@ def brief_lines(groups):
             row.append(_count(group, methods, metrics, base) if base in present else "–")
 
         def cost(m):
-            return np.median([cost_seconds(c, group) for c in group if c["method"] == m])
+            return _known_median([cost_seconds(c, group) for c in group if c["method"] == m])
         ratios = [cost(m) / cost("vanilla") for m in methods]
         row.append(f"{min(ratios):.1f}–{max(ratios):.1f}x" if len(ratios) > 1 else f"{ratios[0]:.1f}x")
         rows.append(row)
@@ -216,13 +216,21 @@ def cost_seconds(cell, group):
 
     An in-sample reference *is* the seed's vanilla model, trained in its own
     cell, and a beta chosen by CV records its search apart from the training.
+    NaN when the vanilla cell an in-sample cell reused is missing: an unknown
+    cost is not a zero one.
     """
     sec = cell["seconds"]["priors"] + cell["seconds"]["train"]
     sec += cell["config"].get("beta_selection", {}).get("seconds", 0.0)
     if cell["method"].endswith("_insample"):
         sec += next((c["seconds"]["train"] for c in group
-                     if c["method"] == "vanilla" and c["seed"] == cell["seed"]), 0.0)
+                     if c["method"] == "vanilla" and c["seed"] == cell["seed"]), np.nan)
     return sec
+
+
+def _known_median(values):
+    """Median over the values that are known (NaN where none is)."""
+    known = [v for v in values if np.isfinite(v)]
+    return float(np.median(known)) if known else np.nan
 
 
 def _order(method):
@@ -320,9 +328,9 @@ def write_doc(cells, path=DOC):
         rows = []
         for m in methods:
             cs = [c for c in group if c["method"] == m]
-            cost = np.median([cost_seconds(c, group) for c in cs])
+            cost = _known_median([cost_seconds(c, group) for c in cs])
             rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
-                                        for k, _ in FAITH] + [f"{cost:.0f}", queries(group, m)])
+                                        for k, _ in FAITH] + [f"{cost:.0f}" if np.isfinite(cost) else "–", queries(group, m)])
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them, an in-sample reference adds",
                 "the vanilla training it reuses, a beta chosen by CV its search). Scorer queries are the",

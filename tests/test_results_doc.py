@@ -70,6 +70,8 @@ def test_cost_counts_the_reused_vanilla_model_and_the_beta_search():
     assert cost_seconds(cells[0], group) == 3.0  # priors 1 + training 2
     assert cost_seconds(insample, group) == 3.0 + 50.0  # the vanilla model of its own seed
     assert cost_seconds(searched, group) == 3.0 + 100.0
+    orphan = _cell("ig_insample", 4, 0.81)  # its seed's vanilla cell is missing: unknown, not free
+    assert np.isnan(cost_seconds(orphan, group + [orphan]))
 
 
 def test_brief_counts_wins_and_losses_of_the_cap_methods():
