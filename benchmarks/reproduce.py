@@ -151,8 +151,13 @@ class Seed:
         digest = hashlib.sha256("\x00".join(self.X).encode()).hexdigest()[:12]
         self.dir = cache / dataset / setting / f"seed{self.prior_seed}_{digest}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Each seed's scores go into a cache of its own: a 10-shot sample contains the 5-shot sample of
+        # its seed, and scores shared across settings would make the later setting's prior look cheap.
+        # A killed extraction still resumes from it (recorded: fewer texts scored than queried).
+        self.scores_dir = self.dir / "scores"
         self._mem = {}
         self.queries = {}  # prior name -> (text, label) pairs its scorer needed (cache hits included)
+        self.scored = {}  # prior name -> those of them the scorer computed in the timed run (not cache hits)
 
     def classifier(self, **kw):
         from sklearn_cap import ExplanationGuidedClassifier, embedded
@@ -167,7 +172,10 @@ class Seed:
     def prior(self, name, compute):
         """A prior matrix by name: from memory, from disk, or computed (seconds and scorer queries recorded).
 
-        ``compute`` returns the priors, or (priors, queries) for priors scored by a model.
+        ``compute`` returns the priors, or (priors, queries, scored) for priors
+        scored by a model: ``scored`` < ``queries`` means the timed run found
+        part of its scores in the cache (a resumed run), so its seconds are
+        not the prior's cost.
         """
         if name not in self._mem:
             path = self.dir / f"{name}.npz"
@@ -175,19 +183,21 @@ class Seed:
                 z = np.load(path)
                 self._mem[name] = (z["values"], float(z["seconds"]))
                 self.queries[name] = int(z["queries"]) if "queries" in z else None
+                self.scored[name] = int(z["scored"]) if "scored" in z else None
             else:
                 t = time.perf_counter()
                 out = compute()
-                values, queries = out if isinstance(out, tuple) else (out, -1)
+                values, queries, scored = out if isinstance(out, tuple) else (out, -1, -1)
                 seconds = time.perf_counter() - t
                 if isinstance(values, Timed):  # computed in resumable parts: the sum of the parts' seconds
                     values, seconds = values.values, values.seconds
                 values = np.asarray(values, dtype=float)
-                np.savez(path, values=values, seconds=seconds, queries=queries)
+                np.savez(path, values=values, seconds=seconds, queries=queries, scored=scored)
                 for part in self.dir.glob(f"{name}_part*.npz"):  # its resumable parts, now redundant
                     part.unlink()
                 self._mem[name] = (values, seconds)
                 self.queries[name] = None if queries < 0 else int(queries)
+                self.scored[name] = None if scored < 0 else int(scored)
         return self._mem[name]
 
     def references(self):
@@ -275,12 +285,13 @@ class Seed:
         scorer = (EmbeddingScorer(precision=c["embedding_precision"], batch_size=128) if scorer_kind == "emb"
                   else CausalLMScorer(embedded.LLM, dtype=c["llm_dtype"]))
         cap = CAPPriorTransformer(scorer, n_samples=c["n_samples"], lam=c["lam"], labels=self.labels,
-                                  label_descriptions=descriptions, chunk_size=2048, progress_bar=False)
+                                  label_descriptions=descriptions, chunk_size=2048, progress_bar=False,
+                                  cache_dir=self.scores_dir)
         name = f"cap_{scorer_kind}" + ("_desc" if descriptions else "")
 
         def compute():
             values = cap.fit_transform(self.X, self.y)
-            return values, cap.n_scored_ + cap.n_cached_
+            return values, cap.n_scored_ + cap.n_cached_, cap.n_scored_
 
         return self.prior(name, compute)
 
@@ -290,11 +301,11 @@ class Seed:
 
         prior = GlobalPriorTransformer(EmbeddingScorer(precision=self.cfg["cap"]["embedding_precision"],
                                                        batch_size=128), labels=self.labels, chunk_size=4096,
-                                       progress_bar=False)
+                                       progress_bar=False, cache_dir=self.scores_dir)
 
         def compute():
             values = prior.fit_transform(self.X, self.y)
-            return values, prior.n_scored_ + prior.n_cached_
+            return values, prior.n_scored_ + prior.n_cached_, prior.n_scored_
 
         return self.prior("global", compute)
 
@@ -420,6 +431,7 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
         "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(data[2]), "set_sizes": sizes,
         "metrics": metrics, "correct": bits,
         "prior_queries": {k: v for k, v in s.queries.items() if v is not None},
+        "prior_scored": {k: v for k, v in s.scored.items() if v is not None},
         "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
                     "cell": time.perf_counter() - t0},
         "config": cfg, "epochs_run": clf.n_epochs_,

@@ -216,9 +216,14 @@ def cost_seconds(cell, group):
 
     An in-sample reference *is* the seed's vanilla model, trained in its own
     cell, and a beta chosen by CV records its search apart from the training.
-    NaN when the vanilla cell an in-sample cell reused is missing: an unknown
-    cost is not a zero one.
+    NaN when the vanilla cell an in-sample cell reused is missing, or when a
+    model-scored prior found part of its scores in the cache (a resumed run):
+    an unknown cost is not a small one.
     """
+    for name in _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), []):
+        asked, scored = cell.get("prior_queries", {}).get(name), cell.get("prior_scored", {}).get(name)
+        if asked is not None and scored is not None and scored < asked:
+            return np.nan  # its prior resumed a killed extraction: the timed run scored only the rest
     sec = cell["seconds"]["priors"] + cell["seconds"]["train"]
     sec += cell["config"].get("beta_selection", {}).get("seconds", 0.0)
     if cell["method"].endswith("_insample"):
@@ -333,7 +338,8 @@ def write_doc(cells, path=DOC):
                                         for k, _ in FAITH] + [f"{cost:.0f}" if np.isfinite(cost) else "–", queries(group, m)])
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them, an in-sample reference adds",
-                "the vanilla training it reuses, a beta chosen by CV its search). Scorer queries are the",
+                "the vanilla training it reuses, a beta chosen by CV its search; a cell whose LLM or embedding",
+                "prior resumed a killed extraction is left out, its seconds being only the rest). Scorer queries are the",
                 "(text, label) pairs a model-scored prior asks for (cache hits included): per prior, the",
                 "median over the seeds that recorded it, summed over the priors a method fuses:", ""]
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)

@@ -66,3 +66,28 @@ def test_beta_is_chosen_by_cross_validation_on_the_training_sample(tmp_path, tin
     folds = StratifiedKFold(reproduce.CV, shuffle=True, random_state=s.seed)
     plain = cross_val_score(s.classifier(beta=0), X, Y, cv=folds)
     assert scores["0"] == plain.mean()
+
+
+def test_scored_priors_keep_a_cache_per_seed_and_a_resumed_run_is_recorded(tmp_path, tiny_encoder, tiny_llm,
+                                                                            monkeypatch):
+    from results_doc import cost_seconds
+
+    from sklearn_cap import embedded
+
+    monkeypatch.setattr(embedded, "LLM", tiny_llm)
+    s = _seed(tmp_path, tiny_encoder, 0)
+    values, _ = s.cap("llm")
+    asked = s.queries["cap_llm"]
+    assert asked > 0 and s.scored["cap_llm"] == asked  # an empty cache: every query scored in the timed run
+    # A 5-shot sample is part of its seed's 10-shot sample: their scores must not be shared across settings.
+    few = reproduce.Seed("banking77", "5-shot", 0, (X * 2, np.concatenate([Y, Y]), X, Y), tmp_path)
+    assert s.scores_dir.parent == s.dir and few.scores_dir != s.scores_dir
+    # A killed extraction (its scores written, its prior file not) resumes from the seed's cache ...
+    (s.dir / "cap_llm.npz").unlink()
+    again = _seed(tmp_path, tiny_encoder, 0)
+    np.testing.assert_allclose(again.cap("llm")[0], values)
+    assert again.queries["cap_llm"] == asked and again.scored["cap_llm"] == 0
+    # ... and its cell's seconds are then not taken as the method's cost.
+    cell = {"method": "cap_llm", "seed": 0, "config": {}, "seconds": {"priors": 1.0, "train": 2.0},
+            "prior_queries": dict(again.queries), "prior_scored": dict(again.scored)}
+    assert np.isnan(cost_seconds(cell, [cell]))

@@ -72,6 +72,11 @@ def test_cost_counts_the_reused_vanilla_model_and_the_beta_search():
     assert cost_seconds(searched, group) == 3.0 + 100.0
     orphan = _cell("ig_insample", 4, 0.81)  # its seed's vanilla cell is missing: unknown, not free
     assert np.isnan(cost_seconds(orphan, group + [orphan]))
+    resumed = _cell("cap_emb", 0, 0.81)  # its prior's timed run found 90 of 100 scores in the cache
+    resumed["prior_queries"], resumed["prior_scored"] = {"cap_emb": 100}, {"cap_emb": 10}
+    assert np.isnan(cost_seconds(resumed, group))
+    resumed["prior_scored"] = {"cap_emb": 100}  # scored from an empty cache
+    assert cost_seconds(resumed, group) == 3.0
 
 
 def test_brief_counts_wins_and_losses_of_the_cap_methods():
