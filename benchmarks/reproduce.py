@@ -10,7 +10,9 @@ faithfulness of its explanations. Each finished cell is appended to
 its seconds and the per-text correctness (for paired comparisons), so a
 killed run loses at most the cell in flight and a re-run skips finished
 cells. Priors are kept per seed in a local cache (``$SKLEARN_CAP_CACHE/
-experiments``), LLM scores in the score cache.
+experiments``), with a score cache of their own for the model-scored priors
+(so no setting's scores make another's look cheap; ``benchmarks/bench_prior_cost.py``
+re-times a prior from an empty cache).
 
 Settings: ``5-shot`` and ``10-shot`` (a new sample of k texts per intent for
 every seed, ``sample_few_shot(random_state=seed)``), ``full`` (the whole
@@ -520,9 +522,9 @@ def main(argv=None):
     n.add_argument("--data-home", default=None)
     args = parser.parse_args(argv)
     if args.write_doc:
-        from results_doc import write_doc
+        from results_doc import load_costs, write_doc
 
-        write_doc(load_cells())
+        write_doc(load_cells(), costs=load_costs())
     elif args.command == "run":
         run(args)
     elif args.command == "next":

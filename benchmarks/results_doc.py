@@ -14,6 +14,7 @@ from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "doc" / "results.rst"
+COSTS = HERE / "results" / "prior_costs.jsonl"  # priors re-timed from an empty cache (bench_prior_cost.py)
 
 NAMES = {
     "vanilla": "vanilla", "ig": "IG", "lime": "LIME", "cap_emb": "CAP (embedding)", "cap_llm": "CAP (LLM)",
@@ -198,7 +199,10 @@ def brief_lines(groups):
         def cost(m):
             return _known_median([cost_seconds(c, group) for c in group if c["method"] == m])
         ratios = [cost(m) / cost("vanilla") for m in methods]
-        row.append(f"{min(ratios):.1f}–{max(ratios):.1f}x" if len(ratios) > 1 else f"{ratios[0]:.1f}x")
+        mark = "" if all(cost_verified(c) for c in group if c["method"] in methods) else "*"
+        ratios = [r for r in ratios if np.isfinite(r)]
+        row.append("–" if not ratios else (f"{min(ratios):.1f}–{max(ratios):.1f}x" if len(ratios) > 1
+                                           else f"{ratios[0]:.1f}x") + mark)
         rows.append(row)
     if not rows:
         return []
@@ -206,9 +210,38 @@ def brief_lines(groups):
              "counts of the 95% intervals of the tables below that exclude 0 (a *win* is a better score,",
              "also a lower sufficiency), by family of measure; the last but one column compares them with",
              "the IG prior instead; the last gives their cost (priors and training, median seconds over",
-             "seeds) as a multiple of vanilla's training:", ""]
+             "seeds) as a multiple of vanilla's training (* where cells behind it were timed before they",
+             "recorded how many scores their cache supplied; see *Re-timed priors* at the end):", ""]
             + _table(["data set, setting", "seeds", "CAP methods"] + [h for h, _, _ in BRIEF]
                      + ["cost vs vanilla"], rows))
+
+
+def load_costs(path=COSTS):
+    """The re-timed priors of ``benchmarks/bench_prior_cost.py`` (one JSON object a line)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def retimed_lines(cells, costs):
+    """A table of priors re-timed from an empty cache, next to the seconds their cells recorded."""
+    if not costs:
+        return []
+    rows = []
+    for r in costs:
+        owner = next((c for c in cells if (c["dataset"], c["setting"], c["seed"], c["method"])
+                      == (r["dataset"], r["setting"], r["seed"], r["prior"])), None)
+        rec = owner["seconds"]["priors"] if owner else float("nan")
+        rows.append([f"{r['dataset']}, {r['setting']}", r["seed"], name_of(r["prior"]), r["queries"],
+                     f"{r['seconds']:.0f}", f"{rec:.0f}" if owner else "–", f"{rec / r['seconds']:.2f}" if owner else "–",
+                     r["finished"][:10], "yes" if owner and cost_verified(owner) else "no"])
+    return (["Re-timed priors", "---------------", "",
+             "Model-scored priors computed again from an empty score cache",
+             "(``python benchmarks/bench_prior_cost.py``), next to the seconds their cell recorded. A ratio",
+             "below 1 is what the cell's cache (or a faster machine on the cell's day) saved; *verified*",
+             "says whether the cell itself recorded that it scored every query:", ""]
+            + _table(["data set, setting", "seed", "prior", "queries", "re-timed s", "cell s", "cell / re-timed",
+                      "re-timed on", "verified"], rows))
 
 
 def cost_seconds(cell, group):
@@ -232,6 +265,27 @@ def cost_seconds(cell, group):
     return sec
 
 
+def cost_verified(cell):
+    """Whether a cell's seconds are known to include all the scoring its method's priors need.
+
+    True when every model-scored prior of the method records that its timed run
+    scored all its queries; cells timed before that was recorded can have been
+    served by a cache shared across settings, so their cost is marked unverified.
+    """
+    for name in _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), []):
+        asked, scored = cell.get("prior_queries", {}).get(name), cell.get("prior_scored", {}).get(name)
+        if asked is None or scored is None or scored < asked:
+            return False
+    return True
+
+
+def _cost_cell(cells, group_cost):
+    """A median cost, "–" when unknown, marked with * when a cell behind it is unverified."""
+    if not np.isfinite(group_cost):
+        return "–"
+    return f"{group_cost:.0f}" + ("" if all(cost_verified(c) for c in cells) else "*")
+
+
 def _known_median(values):
     """Median over the values that are known (NaN where none is)."""
     known = [v for v in values if np.isfinite(v)]
@@ -242,7 +296,7 @@ def _order(method):
     return (MAIN.index(method) if method in MAIN else len(MAIN), method)
 
 
-def write_doc(cells, path=DOC):
+def write_doc(cells, path=DOC, costs=()):
     groups = defaultdict(list)
     for c in cells:
         groups[(c["dataset"], c["setting"])].append(c)
@@ -335,11 +389,13 @@ def write_doc(cells, path=DOC):
             cs = [c for c in group if c["method"] == m]
             cost = _known_median([cost_seconds(c, group) for c in cs])
             rows.append([name_of(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]])
-                                        for k, _ in FAITH] + [f"{cost:.0f}" if np.isfinite(cost) else "–", queries(group, m)])
+                                        for k, _ in FAITH] + [_cost_cell(cs, cost), queries(group, m)])
         out += ["Faithfulness and cost (seconds to compute the method's priors and train it, median over seeds;",
                 "shared priors are counted in full for every method that uses them, an in-sample reference adds",
                 "the vanilla training it reuses, a beta chosen by CV its search; a cell whose LLM or embedding",
-                "prior resumed a killed extraction is left out, its seconds being only the rest). Scorer queries are the",
+                "prior resumed a killed extraction is left out, its seconds being only the rest; * marks a cost",
+                "from cells timed before they recorded how many scores their cache supplied, see *Re-timed",
+                "priors* below). Scorer queries are the",
                 "(text, label) pairs a model-scored prior asks for (cache hits included): per prior, the",
                 "median over the seeds that recorded it, summed over the priors a method fuses:", ""]
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
@@ -353,6 +409,7 @@ def write_doc(cells, path=DOC):
         out += _ablation_lines(group)
         out += _beta_lines(group, dataset, setting, path.parent)
         out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
+    out += retimed_lines(cells, costs)
     path.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {path} from {len(cells)} cells")
 

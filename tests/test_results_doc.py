@@ -114,3 +114,23 @@ def test_next_runs_one_seed_of_the_first_unfinished_tier():
     d, st, s, methods = next_group(cells, ["ablations"])
     assert (d, st, s) == ("banking77", "5-shot", 0) and "hybrid_mean_betacv" in methods and "vanilla" not in methods
     assert next_group([_cell(m, 0, 0.8) for m in REQUIRED], ["required"])[:3] == ("banking77", "5-shot", 1)
+
+
+def test_costs_of_unrecorded_cache_use_are_marked_and_retimed_priors_listed(tmp_path):
+    cells = [_cell("vanilla", s, 0.80 + 0.01 * s) for s in range(5)]
+    cells += [_cell("cap_emb", s, 0.82 + 0.01 * s) for s in range(5)]
+    row = lambda: next(line for line in brief_lines([(("banking77", "5-shot"), cells)])  # noqa: E731
+                       if line.startswith("banking77"))
+    assert row().rstrip().endswith("1.0x*")  # the cells do not say how many scores their cache supplied
+    for c in cells[5:]:
+        c["prior_queries"], c["prior_scored"] = {"cap_emb": 100}, {"cap_emb": 100}
+    assert row().rstrip().endswith("1.0x")
+    cells[5]["prior_scored"] = {}
+    out = tmp_path / "results.rst"
+    retimed = {"dataset": "banking77", "setting": "5-shot", "seed": 0, "prior": "cap_emb", "seconds": 4.0,
+               "queries": 100, "scored": 100, "finished": "2026-12-01T00:00:00Z"}
+    write_doc(cells, out, costs=[retimed])
+    text = out.read_text()
+    line = next(t for t in text.splitlines() if t.startswith("banking77, 5-shot  0"))
+    assert "Re-timed priors" in text and "CAP (embedding)" in line and "0.25" in line and line.rstrip().endswith("no")
+    assert "3*" in text  # the cost column of the faithfulness table marks the unverified median
