@@ -63,7 +63,7 @@ def main(argv=None):
         rec = c["seconds"]["priors"]
         print(f"  the cell ({c['finished']}, commit {c['commit']}) recorded {rec:.0f} s for its priors: "
               f"{rec / fresh:.2f}x this run; it scored {c.get('prior_scored', {}).get(args.prior, 'an unrecorded number')}"
-              f" of {c.get('prior_queries', {}).get(args.prior)} queries")
+              f" of {c.get('prior_queries', {}).get(args.prior, 'its')} queries")
     record = {"dataset": args.dataset, "setting": args.setting, "seed": args.seed, "prior": args.prior,
               "seconds": fresh, "queries": s.queries[args.prior], "scored": s.scored[args.prior],
               "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
