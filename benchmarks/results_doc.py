@@ -217,10 +217,16 @@ def brief_lines(groups):
 
 
 def load_costs(path=COSTS):
-    """The re-timed priors of ``benchmarks/bench_prior_cost.py`` (one JSON object a line)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The re-timed priors of ``benchmarks/bench_prior_cost.py`` (one JSON object a line, like the cells)."""
+    from reproduce import load_cells
+
+    return load_cells(path)
+
+
+def _scored_counts(cell):
+    """(queries asked, queries scored in the timed run) of each model-scored prior of a cell's method."""
+    names = _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), [])
+    return [(cell.get("prior_queries", {}).get(n), cell.get("prior_scored", {}).get(n)) for n in names]
 
 
 def retimed_lines(cells, costs):
@@ -253,10 +259,8 @@ def cost_seconds(cell, group):
     model-scored prior found part of its scores in the cache (a resumed run):
     an unknown cost is not a small one.
     """
-    for name in _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), []):
-        asked, scored = cell.get("prior_queries", {}).get(name), cell.get("prior_scored", {}).get(name)
-        if asked is not None and scored is not None and scored < asked:
-            return np.nan  # its prior resumed a killed extraction: the timed run scored only the rest
+    if any(asked is not None and scored is not None and scored < asked for asked, scored in _scored_counts(cell)):
+        return np.nan  # its prior resumed a killed extraction: the timed run scored only the rest
     sec = cell["seconds"]["priors"] + cell["seconds"]["train"]
     sec += cell["config"].get("beta_selection", {}).get("seconds", 0.0)
     if cell["method"].endswith("_insample"):
@@ -272,11 +276,7 @@ def cost_verified(cell):
     scored all its queries; cells timed before that was recorded can have been
     served by a cache shared across settings, so their cost is marked unverified.
     """
-    for name in _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), []):
-        asked, scored = cell.get("prior_queries", {}).get(name), cell.get("prior_scored", {}).get(name)
-        if asked is None or scored is None or scored < asked:
-            return False
-    return True
+    return all(asked is not None and scored is not None and scored >= asked for asked, scored in _scored_counts(cell))
 
 
 def _cost_cell(cells, group_cost):
