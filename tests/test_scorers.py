@@ -72,6 +72,20 @@ def test_packed_queries_score_as_full_prompts(tiny_llm):
     np.testing.assert_allclose(packed, full, atol=1e-4)
 
 
+@pytest.mark.parametrize("params", [{}, {"pack": False}, {"reuse_prefix": False}])
+def test_scoring_passes_the_cache_under_its_current_name(tiny_llm, params):
+    """No path warns that ``past_key_values`` is deprecated (transformers 5 calls it ``cache``)."""
+    import warnings
+
+    task = _task()
+    answers = [task.label_names[i % 4] for i in range(len(TEXTS))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = CausalLMScorer(tiny_llm, **params).score(TEXTS, answers, task)
+    assert np.isfinite(scores).all()
+    assert not [str(w.message) for w in caught if "past_key_values" in str(w.message)]
+
+
 def test_packing_falls_back_where_it_cannot_be_trusted(tiny_llm):
     """An attention kernel the packed path does not know gets padded batches, with a warning, and the same scores."""
     from transformers import AttentionInterface

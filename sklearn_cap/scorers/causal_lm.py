@@ -10,6 +10,7 @@ pad token is computed. ``reuse_prefix=False`` runs full prompts (same token
 ids, same scores), which the benchmark uses as the baseline.
 """
 
+import inspect
 import os
 import warnings
 from numbers import Integral
@@ -27,6 +28,15 @@ from .base import BaseScorer
 __all__ = ["CausalLMScorer", "load_causal_lm"]
 
 _SENTINEL = "\u2063TEXT\u2063"
+
+
+def _cache_arg(lm):
+    """Name of the forward argument that takes a key/value cache.
+
+    transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns
+    and goes in 5.40); the floor, 4.56, knows only the old one.
+    """
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def _split_model_path(model):
@@ -219,7 +229,8 @@ class CausalLMScorer(BaseScorer):
             return cached[1]
         with torch.inference_mode():
             out = lm(torch.tensor([prefix_ids], device=device), use_cache=True)
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        cache = out["cache"] if "cache" in out else out["past_key_values"]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
         self._prefix = (key, kv)
         return kv
 
@@ -268,7 +279,7 @@ class CausalLMScorer(BaseScorer):
         kwargs = {}
         if kv is not None:
             n_prefix = len(prefix_ids)
-            kwargs["past_key_values"] = DynamicCache(
+            kwargs[_cache_arg(lm)] = DynamicCache(
                 ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv], config=lm.config)
             mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), mask], dim=1)
             kwargs["position_ids"] = torch.arange(n_prefix, n_prefix + width, device=device).expand(b, -1)
@@ -308,7 +319,7 @@ class CausalLMScorer(BaseScorer):
         ids = torch.tensor([sum(seqs, [])], device=device)
         with torch.inference_mode():
             logits = lm(input_ids=ids, attention_mask=visible.to(device), position_ids=(n_prefix + local)[None].to(device),
-                        past_key_values=cache, logits_to_keep=keep.to(device), use_cache=True).logits
+                        logits_to_keep=keep.to(device), use_cache=True, **{_cache_arg(lm): cache}).logits
         firsts = np.cumsum([0] + [len(a) for a in answers])[:-1]
         return self._answer_logprobs(logits[0], answers, firsts)
 
