@@ -18,7 +18,6 @@ Run (one torch job at a time)::
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -66,8 +65,7 @@ def main(argv=None):
               f" of {c.get('prior_queries', {}).get(args.prior, 'its')} queries")
     record = {"dataset": args.dataset, "setting": args.setting, "seed": args.seed, "prior": args.prior,
               "seconds": fresh, "queries": s.queries[args.prior], "scored": s.scored[args.prior],
-              "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                          "python": platform.python_version()},
+              "machine": reproduce.machine(),
               "commit": reproduce._commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(COSTS, "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -437,9 +437,28 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
         "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
                     "cell": time.perf_counter() - t0},
         "config": cfg, "epochs_run": clf.n_epochs_,
-        "machine": {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version()},
+        "machine": machine(),
         "commit": _commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def machine():
+    """What a cell's seconds depend on: cores, threads, and the CPU (bfloat16 runs 1.4-2.1x float32 by CPU)."""
+    return {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version(), **_cpu()}
+
+
+def _cpu():
+    """CPU model and its bfloat16 matrix support (AMX, AVX512-BF16 or neither); empty where /proc/cpuinfo is absent."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    first = info.strip().split("\n\n")[0]  # one block per logical CPU; the first describes the model
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    bf16 = "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": bf16}
 
 
 def _threads():

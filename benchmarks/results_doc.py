@@ -229,6 +229,20 @@ def _scored_counts(cell):
     return [(cell.get("prior_queries", {}).get(n), cell.get("prior_scored", {}).get(n)) for n in names]
 
 
+def cpu_of(record):
+    """A cell's (or re-time's) CPU and its bfloat16 matrix support, or "not recorded" (records before 2026-12-01)."""
+    m = record.get("machine", {})
+    return f"{m['cpu']} (bfloat16: {m['bf16_matmul']})" if "cpu" in m else "not recorded"
+
+
+def cpu_line(cells):
+    """Which CPUs the cells' seconds were measured on, with counts: costs move with the CPU, not only the method."""
+    counts = {}
+    for c in cells:
+        counts[cpu_of(c)] = counts.get(cpu_of(c), 0) + 1
+    return "CPUs the cells ran on: " + "; ".join(f"{k}: {v} cells" for k, v in sorted(counts.items())) + "."
+
+
 def retimed_lines(cells, costs):
     """A table of priors re-timed from an empty cache, next to the seconds their cells recorded."""
     if not costs:
@@ -240,14 +254,15 @@ def retimed_lines(cells, costs):
         rec = owner["seconds"]["priors"] if owner else float("nan")
         rows.append([f"{r['dataset']}, {r['setting']}", r["seed"], name_of(r["prior"]), r["queries"],
                      f"{r['seconds']:.0f}", f"{rec:.0f}" if owner else "–", f"{rec / r['seconds']:.2f}" if owner else "–",
-                     r["finished"][:10], "yes" if owner and cost_verified(owner) else "no"])
+                     r["finished"][:10], "yes" if owner and cost_verified(owner) else "no",
+                     f"{cpu_of(r)} / {cpu_of(owner) if owner else '–'}"])
     return (["Re-timed priors", "---------------", "",
              "Model-scored priors computed again from an empty score cache",
              "(``python benchmarks/bench_prior_cost.py``), next to the seconds their cell recorded. A ratio",
              "below 1 is what the cell's cache (or a faster machine on the cell's day) saved; *verified*",
              "says whether the cell itself recorded that it scored every query:", ""]
             + _table(["data set, setting", "seed", "prior", "queries", "re-timed s", "cell s", "cell / re-timed",
-                      "re-timed on", "verified"], rows))
+                      "re-timed on", "verified", "CPU (re-timed / cell)"], rows))
 
 
 def cost_seconds(cell, group):
@@ -319,7 +334,7 @@ def write_doc(cells, path=DOC, costs=()):
         f"called a win or a loss only where that interval excludes 0 (intervals need {MIN_SEEDS} or more seeds).",
         "",
         f"Cells: {len(cells)}; seeds: {', '.join(map(str, seeds))}; compute: {total_h:.1f} hours of wall time",
-        f"on {cells[0]['machine']['cpus'] if cells else '?'} CPU cores (sum over cells).",
+        f"on {cells[0]['machine']['cpus'] if cells else '?'} CPU cores (sum over cells). {cpu_line(cells)}",
         "",
         "Test sets: *clean* is the full test split; *kw. addition* and *kw. replacement* are the stored",
         "sets of ``benchmarks/adversarial/`` (keywords from a method-free log-odds statistic of the",

@@ -91,3 +91,22 @@ def test_scored_priors_keep_a_cache_per_seed_and_a_resumed_run_is_recorded(tmp_p
     cell = {"method": "cap_llm", "seed": 0, "config": {}, "seconds": {"priors": 1.0, "train": 2.0},
             "prior_queries": dict(again.queries), "prior_scored": dict(again.scored)}
     assert np.isnan(cost_seconds(cell, [cell]))
+
+
+def test_cells_record_the_cpu_their_seconds_were_measured_on(monkeypatch, tmp_path):
+    """bfloat16 speed differs by CPU (1.4x to 2.1x float32), so a cell says which CPU it ran on."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU 9000\nflags\t\t: fpu avx2 avx512f amx_bf16 "
+                       "avx512_bf16\n\nprocessor\t: 1\nmodel name\t: Example CPU 9000\nflags\t\t: fpu\n")
+    real = Path
+
+    def fake_path(p, *rest):
+        return real(cpuinfo) if str(p) == "/proc/cpuinfo" else real(p, *rest)
+
+    monkeypatch.setattr(reproduce, "Path", fake_path)
+    m = reproduce.machine()
+    assert m["cpu"] == "Example CPU 9000" and m["bf16_matmul"] == "amx" and m["threads"] >= 1
+    cpuinfo.write_text("model name\t: Other\nflags\t\t: avx2\n")
+    assert reproduce.machine()["bf16_matmul"] == "none"
+    cpuinfo.unlink()  # no /proc/cpuinfo (macOS, Windows): no CPU fields, nothing raised
+    assert "cpu" not in reproduce.machine()

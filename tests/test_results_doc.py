@@ -128,9 +128,15 @@ def test_costs_of_unrecorded_cache_use_are_marked_and_retimed_priors_listed(tmp_
     cells[5]["prior_scored"] = {}
     out = tmp_path / "results.rst"
     retimed = {"dataset": "banking77", "setting": "5-shot", "seed": 0, "prior": "cap_emb", "seconds": 4.0,
-               "queries": 100, "scored": 100, "finished": "2026-12-01T00:00:00Z"}
+               "queries": 100, "scored": 100, "finished": "2026-12-01T00:00:00Z",
+               "machine": {"cpus": 2, "cpu": "AMD EPYC", "bf16_matmul": "avx512_bf16"}}
+    cells[9]["machine"] = dict(retimed["machine"])
     write_doc(cells, out, costs=[retimed])
     text = out.read_text()
     line = next(t for t in text.splitlines() if t.startswith("banking77, 5-shot  0"))
-    assert "Re-timed priors" in text and "CAP (embedding)" in line and "0.25" in line and line.rstrip().endswith("no")
+    assert "Re-timed priors" in text and "CAP (embedding)" in line and "0.25" in line
+    # verified "no", and the re-time's CPU beside the cell's (which did not record one)
+    assert " ".join(line.split()).endswith("no AMD EPYC (bfloat16: avx512_bf16) / not recorded")
+    assert ("CPUs the cells ran on: AMD EPYC (bfloat16: avx512_bf16): 1 cells; not recorded: 9 cells."
+            in " ".join(text.split()))
     assert "3*" in text  # the cost column of the faithfulness table marks the unverified median
