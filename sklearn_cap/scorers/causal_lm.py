@@ -33,8 +33,8 @@ _SENTINEL = "\u2063TEXT\u2063"
 def _cache_arg(lm):
     """Name of the forward argument that takes a key/value cache.
 
-    transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns
-    and goes in 5.40); the floor, 4.56, knows only the old one.
+    Recent transformers (5.24 here) call it ``cache`` and warn on the old
+    ``past_key_values``, which goes in 5.40; the floor, 4.56, knows only the old one.
     """
     return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
