@@ -6,7 +6,7 @@ except the summary lines, which are generated from the confidence intervals.
 """
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -237,9 +237,7 @@ def cpu_of(record):
 
 def cpu_line(cells):
     """Which CPUs the cells' seconds were measured on, with counts: costs move with the CPU, not only the method."""
-    counts = {}
-    for c in cells:
-        counts[cpu_of(c)] = counts.get(cpu_of(c), 0) + 1
+    counts = Counter(cpu_of(c) for c in cells)
     return "CPUs the cells ran on: " + "; ".join(f"{k}: {v} cells" for k, v in sorted(counts.items())) + "."
 
 
