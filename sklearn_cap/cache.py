@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import sqlite3
 import time
 import warnings
@@ -63,6 +64,34 @@ def score_key(*parts):
     """
     blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# How long a process waits for another's lock on the file before giving up.
+_BUSY_S = 120.0
+_jitter = random.Random()  # a private generator: retries must not move the user's global random state
+
+
+def _enter_wal(conn):
+    """Put the file in write-ahead-log mode, retrying while other processes open it too.
+
+    SQLite refuses a journal-mode change that meets another connection's lock
+    with "database is locked" at once, without waiting out its busy timeout;
+    so workers that open a new cache together (a grid search's first jobs)
+    would fail at random. The mode is stored in the file: once set, the first
+    query below sees it and nothing is changed.
+    """
+    deadline = time.monotonic() + _BUSY_S
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay * (0.5 + _jitter.random()))
+            delay = min(2 * delay, 0.5)
 
 
 class ScoreCache:
@@ -127,8 +156,8 @@ class ScoreCache:
                         f"Cannot create the score cache folder {self.folder} ({exc}). Set cache_dir or "
                         "$SKLEARN_CAP_CACHE to a writable folder, or use cache_dir=False."
                     ) from exc
-                conn = sqlite3.connect(self.path, timeout=120)
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn = sqlite3.connect(self.path, timeout=_BUSY_S)
+                _enter_wal(conn)
                 conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL NOT NULL)")
                 conn.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
                              "expires REAL NOT NULL)")

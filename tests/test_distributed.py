@@ -107,6 +107,38 @@ def test_grid_search_on_dask_scores_each_prompt_once(tiny_llm, tiny_encoder, tmp
                                atol=0.1)
 
 
+def _open_together(folders, barrier):
+    """Open each new cache at the same moment as the other processes, and store a score in it."""
+    errors = []
+    for folder in folders:
+        barrier.wait()
+        cache = ScoreCache(folder)
+        try:
+            cache.put_many({str(os.getpid()): 1.0})
+        except OSError as exc:
+            errors.append(str(exc))
+        finally:
+            cache.close()
+    return errors
+
+
+def test_processes_opening_a_new_cache_together_all_succeed(tmp_path):
+    # Before the journal-mode change was retried, about one fresh folder in six failed here with
+    # "database is locked", which is how the Dask grid search above failed now and then.
+    import multiprocessing
+
+    n_procs = 4
+    folders = [tmp_path / f"c{i}" for i in range(30)]
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(n_procs)
+        with ctx.Pool(n_procs) as pool:
+            errors = pool.starmap(_open_together, [(folders, barrier)] * n_procs)
+    assert sum(errors, []) == []
+    for folder in folders:
+        assert len(ScoreCache(folder)) == n_procs
+
+
 def test_claims_split_keys_between_owners(tmp_path):
     a, b = ScoreCache(tmp_path), ScoreCache(tmp_path)  # two connections, as two processes would hold
     keys = [f"k{i}" for i in range(10)]
