@@ -191,8 +191,10 @@ def brief_lines(groups):
         methods = [m for m in CAP_METHODS if m in present]
         if not methods or "vanilla" not in present:
             continue
-        seeds = len({c["seed"] for c in group if c["method"] == "vanilla"})
-        row = [f"{dataset}, {setting}", str(seeds), ", ".join(SHORT[m] for m in methods)]
+        # a range where the CAP methods have run fewer seeds than vanilla (a tier still being run)
+        counts = [len({c["seed"] for c in group if c["method"] == m}) for m in ["vanilla", *methods]]
+        seeds = str(max(counts)) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
+        row = [f"{dataset}, {setting}", seeds, ", ".join(SHORT[m] for m in methods)]
         for _, metrics, base in BRIEF:
             row.append(_count(group, methods, metrics, base) if base in present else "–")
 

@@ -90,6 +90,13 @@ def test_brief_counts_wins_and_losses_of_the_cap_methods():
     assert row.count("1 win, 1 loss of 2") == 2  # and the keyword sets (only kw. addition is in these cells)
     assert "none of 0" not in row and "– (no CI)" in row  # no faithfulness metrics in these cells
     assert "1.0–1.0x" in row
+    assert row.split()[2] == "5"  # every method ran the same five seeds
+
+
+def test_brief_shows_a_seed_range_while_a_tier_is_being_run():
+    cells = [_cell("vanilla", s, 0.80) for s in range(5)] + [_cell("cap_emb", s, 0.81) for s in range(4)]
+    row = next(line for line in brief_lines([(("banking77", "5-shot"), cells)]) if line.startswith("banking77"))
+    assert row.split()[2] == "4–5"
 
 
 def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
