@@ -10,8 +10,14 @@ one SQLite file per folder, committed after every scored batch, so that
   file system) can share the folder. Before scoring, a process *claims* the
   keys it will score (a row in a ``claims`` table, written in one locked
   transaction); the others skip those keys and wait for their scores, so no
-  prompt is scored twice. A claim left by a process that died expires after
-  ``claim_ttl`` seconds and is taken over.
+  prompt is scored twice. A claim left by a process that died is taken over
+  at once when that process ran on this host (its PID is gone), and after
+  ``claim_ttl`` seconds otherwise.
+
+The file is a plain file in the folder: a ``scores.sqlite`` that is a
+symbolic link is refused (its target would be turned into a database), and a
+folder or file that anyone on the machine may write to gets a warning, since
+whoever can edit the scores decides the priors.
 """
 
 import hashlib
@@ -19,12 +25,15 @@ import json
 import math
 import os
 import random
+import socket
 import sqlite3
+import stat
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
-__all__ = ["ScoreCache", "MemoryCache", "get_cache_dir", "score_key"]
+__all__ = ["ScoreCache", "MemoryCache", "get_cache_dir", "score_key", "claim_owner", "owner_is_dead"]
 
 ENV_VAR = "SKLEARN_CAP_CACHE"
 
@@ -71,6 +80,70 @@ _BUSY_S = 120.0
 _jitter = random.Random()  # a private generator: retries must not move the user's global random state
 
 
+def claim_owner():
+    """A claim owner name for this process and call: ``host:pid:random``.
+
+    The host and PID let another process on the same host see that the
+    owner died (:func:`owner_is_dead`) and take its claims over at once.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(8).hex()}"
+
+
+def owner_is_dead(owner):
+    """Whether ``owner`` (from :func:`claim_owner`) was a process of this host that no longer runs.
+
+    False when it cannot be told: another host, a name of another form, or
+    Windows (where probing a PID means opening the process). A PID taken
+    over by a new process reads as alive; the claim then expires with its
+    ``claim_ttl``.
+
+    Examples
+    --------
+    >>> owner_is_dead(claim_owner())
+    False
+    """
+    host, sep, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if not sep or host != socket.gethostname() or not pid.isdigit() or os.name == "nt":
+        return False
+    pid = int(pid)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, another user's
+        return False
+    try:  # a zombie (dead, not yet reaped by its parent) still answers signal 0
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _check_file_safety(folder, path):
+    """Refuse a symlinked database; warn when anyone may write the scores."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if p.is_symlink():
+            raise OSError(
+                f"The score cache {p} is a symbolic link (to {os.readlink(p)}). The cache does not follow "
+                "links, which would turn their target into a database: remove the link, or point cache_dir / "
+                "$SKLEARN_CAP_CACHE at the folder that holds the real file."
+            )
+    for p in (folder, path):
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH:
+            warnings.warn(
+                f"The score cache {'folder' if p == folder else 'file'} {p} is writable by every user of this "
+                "machine: anyone can edit its scores, and so the priors trained on them. Restrict it "
+                f"(chmod o-w {p}) or use a private cache_dir.", UserWarning, stacklevel=4,
+            )
+
+
 def _enter_wal(conn):
     """Put the file in write-ahead-log mode, retrying while other processes open it too.
 
@@ -108,7 +181,9 @@ class ScoreCache:
     claim_ttl : float, default=600
         Seconds a claim on keys being scored holds (see :meth:`claim`). It
         must exceed the time one chunk of prompts takes to score; it is also
-        how long others wait for the keys of a process that died.
+        how long others wait for the keys of a process that died on another
+        host (the claims of a dead process of this host are taken over at
+        once).
 
     Examples
     --------
@@ -137,6 +212,9 @@ class ScoreCache:
             "folder, or use cache_dir=False."
         ) from exc
 
+    def _uri(self):
+        return "file:" + quote(str(self.path.absolute()))
+
     def _writable(self):
         if self.read_only is not None:
             return not self.read_only
@@ -156,7 +234,9 @@ class ScoreCache:
                         f"Cannot create the score cache folder {self.folder} ({exc}). Set cache_dir or "
                         "$SKLEARN_CAP_CACHE to a writable folder, or use cache_dir=False."
                     ) from exc
-                conn = sqlite3.connect(self.path, timeout=_BUSY_S)
+                _check_file_safety(self.folder, self.path)
+                # nofollow: SQLite itself refuses a link created after the check above.
+                conn = sqlite3.connect(f"{self._uri()}?nofollow=1", uri=True, timeout=_BUSY_S)
                 _enter_wal(conn)
                 conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL NOT NULL)")
                 conn.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, "
@@ -166,12 +246,13 @@ class ScoreCache:
             else:
                 if not self.path.exists():
                     raise FileNotFoundError(f"No score cache at {self.path} to read.")
+                _check_file_safety(self.folder, self.path)
                 try:
-                    conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+                    conn = sqlite3.connect(f"{self._uri()}?mode=ro&nofollow=1", uri=True)
                     conn.execute("SELECT COUNT(*) FROM scores").fetchone()
                 except sqlite3.OperationalError:
                     # A folder we cannot write to cannot hold SQLite's lock files: read as immutable.
-                    conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+                    conn = sqlite3.connect(f"{self._uri()}?mode=ro&immutable=1&nofollow=1", uri=True)
                     conn.execute("SELECT COUNT(*) FROM scores").fetchone()
                 self.read_only = True
                 warnings.warn(f"The score cache {self.path} is read-only: its scores are used, new scores are kept "
@@ -234,6 +315,8 @@ class ScoreCache:
         """Claim up to ``limit`` of ``keys`` for ``owner`` to score; the claimed keys, in order.
 
         Keys already scored, or claimed by another live owner, are skipped.
+        Claims whose ``claim_ttl`` ran out, and those of an owner of this
+        host whose process is gone (:func:`owner_is_dead`), are dropped first.
         The check and the claim happen in one locked transaction, so two
         processes never claim the same key. :meth:`put_many` clears the
         claims of the keys it stores; :meth:`release` clears the rest.
@@ -265,6 +348,9 @@ class ScoreCache:
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
+            dead = [(o,) for (o,) in conn.execute("SELECT DISTINCT owner FROM claims WHERE owner != ?", (owner,))
+                    if owner_is_dead(o)]
+            conn.executemany("DELETE FROM claims WHERE owner = ?", dead)
             for i in range(0, len(keys), 500):
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -282,6 +368,39 @@ class ScoreCache:
             conn.rollback()
             self._fail(exc)
         return mine
+
+    def claim_holders(self, keys):
+        """Who holds claims on ``keys``: ``{owner: (n_keys, seconds until the last expires)}``.
+
+        What a process waiting for others' scores reports in the log.
+
+        Parameters
+        ----------
+        keys : iterable of str
+            The keys waited for.
+
+        Returns
+        -------
+        dict of str -> (int, float)
+            Per owner, how many of ``keys`` it holds and the longest time
+            left on those claims.
+        """
+        conn = self._connect()
+        if self.read_only:
+            return {}
+        keys, now, out = list(keys), time.time(), {}
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for owner, n, last in conn.execute(
+                        f"SELECT owner, COUNT(*), MAX(expires) FROM claims WHERE key IN ({marks}) GROUP BY owner",
+                        chunk):
+                    m, t = out.get(owner, (0, 0.0))
+                    out[owner] = (m + n, max(t, last - now))
+        except sqlite3.Error as exc:
+            self._fail(exc)
+        return out
 
     def release(self, owner):
         """Drop the claims ``owner`` still holds (after a failure, so others need not wait them out).
@@ -336,6 +455,9 @@ class MemoryCache:
 
     def claim(self, keys, owner, limit):
         return list(keys)[:limit]
+
+    def claim_holders(self, keys):
+        return {}
 
     def release(self, owner):
         pass

@@ -12,7 +12,9 @@
 """
 
 import contextlib
+import functools
 import hashlib
+import json
 import os
 import re
 import socket
@@ -42,7 +44,10 @@ def quiet_transformers():
     """Silence transformers' warnings and weight-loading bars for the duration.
 
     Loading a checkpoint prints a bar per call and, for a new classification
-    head, a warning that the head is untrained: both are expected here.
+    head, a warning that the head is untrained: both are expected here. The
+    GGUF loader's de-quantising bar ignores transformers' own switch (it
+    calls ``tqdm`` directly), so it is turned off here too: loading never
+    draws a bar, whatever ``progress_bar`` says.
     """
     from transformers.utils import logging as hf_logging
 
@@ -50,12 +55,33 @@ def quiet_transformers():
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    _silence_gguf_bar(+1)
     try:
         yield
     finally:
+        _silence_gguf_bar(-1)
         hf_logging.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+_GGUF_BAR = {"depth": 0, "tqdm": None}
+_GGUF_LOCK = threading.Lock()
+
+
+def _silence_gguf_bar(step):
+    """Swap the GGUF loader's ``tqdm`` for a disabled one while any load is in progress (nested, threads)."""
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf
+    except ImportError:  # a transformers without GGUF support draws no such bar
+        return
+    with _GGUF_LOCK:
+        if step > 0 and _GGUF_BAR["depth"] == 0:
+            _GGUF_BAR["tqdm"] = gguf.tqdm
+            gguf.tqdm = functools.partial(gguf.tqdm, disable=True)
+        _GGUF_BAR["depth"] += step
+        if step < 0 and _GGUF_BAR["depth"] == 0:
+            gguf.tqdm = _GGUF_BAR["tqdm"]
 
 
 def resolve_device(device):
@@ -124,7 +150,7 @@ def _hub_reachable(timeout=3.0):
     return _PROBE[key]
 
 
-def check_model_source(model, *, what="model"):
+def check_model_source(model, *, what="model", gguf=False):
     """Check that ``model`` can be loaded, before any download is attempted.
 
     Parameters
@@ -134,6 +160,10 @@ def check_model_source(model, *, what="model"):
         ``"org/name"``).
     what : str
         The parameter's name, for the message.
+    gguf : bool, default=False
+        Whether a ``.gguf`` file is accepted. transformers loads GGUF files
+        as causal LMs only (the CAP scorer); an encoder (the classifier, the
+        embedding scorer) needs a folder with ``config.json``.
 
     Returns
     -------
@@ -145,11 +175,22 @@ def check_model_source(model, *, what="model"):
     TypeError
         ``model`` is None or not a string or path.
     FileNotFoundError
-        A path that does not exist, or a string that is neither a path nor a
-        hub id.
+        A path that does not exist, a string that is neither a path nor a
+        hub id, or a folder without ``config.json`` (a README-only download,
+        a folder holding a ``.gguf`` file).
+    ValueError
+        A ``.gguf`` file where ``gguf=False``.
     OSError
         A hub id that is not in the local Hugging Face cache while the hub
         cannot be reached (offline mode or no network).
+
+    Examples
+    --------
+    >>> from sklearn_cap import embedded
+    >>> check_model_source(embedded.ENCODER) == embedded.ENCODER
+    True
+    >>> check_model_source(embedded.LLM, what="scorer", gguf=True) == embedded.LLM
+    True
     """
     if model is None or not isinstance(model, (str, os.PathLike)):
         raise TypeError(
@@ -159,6 +200,7 @@ def check_model_source(model, *, what="model"):
     model = os.fspath(model)
     local = Path(model).expanduser()
     if local.exists():
+        _check_local(local, model, what, gguf)
         return str(local)
     if _looks_like_path(model) or not _HUB_ID.match(model):
         raise FileNotFoundError(
@@ -174,25 +216,125 @@ def check_model_source(model, *, what="model"):
     return model
 
 
-def _file_digest(path, h, chunk=1 << 20):
-    """Add a file's size and its first and last MiB to hash ``h`` (cheap, and changes with the weights)."""
-    size = path.stat().st_size
-    h.update(f"{path.name}:{size}".encode())
-    with open(path, "rb") as f:
-        h.update(f.read(chunk))
-        if size > 2 * chunk:
-            f.seek(size - chunk)
-            h.update(f.read(chunk))
-        elif size > chunk:
-            h.update(f.read())
+def _check_local(local, model, what, gguf):
+    """A local model is a folder with config.json, or (where accepted) a .gguf file."""
+    if local.is_file():
+        if local.suffix != ".gguf":
+            raise FileNotFoundError(
+                f"{what}={model!r} is a file, not a model: pass the folder that holds config.json and the "
+                "weights" + (", or a .gguf file." if gguf else ".")
+            )
+        if not gguf:
+            raise ValueError(
+                f"{what}={model!r} is a GGUF file: transformers reads GGUF as a causal LM only, which scores "
+                "CAP priors (CausalLMScorer) but cannot be this encoder. Pass an encoder's folder (config.json "
+                "and weights) or hub id, e.g. sklearn_cap.embedded.ENCODER or 'roberta-base'."
+            )
+        return
+    if not (local / "config.json").is_file():
+        held = sorted(p.name for p in local.iterdir())
+        ggufs = [n for n in held if n.endswith(".gguf")]
+        hint = (f" It holds {ggufs[0]!r}: pass that file's path instead." if ggufs and gguf else
+                " Download the whole model (config, tokenizer and weight files), not only its README.")
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "") if held else "nothing"
+        raise FileNotFoundError(
+            f"{what}={model!r} is a folder without config.json (it holds {shown}), so transformers "
+            f"cannot load a model from it.{hint}"
+        )
+
+
+# Digests of whole files, by what identifies a file's version without reading it. A file rewritten in
+# place changes its size or mtime_ns, and one replaced by another (os.replace, a fresh download) its
+# inode, so each version is read once per process; the on-disk memo makes that once per machine.
+_DIGESTS = {}
+_DIGESTS_LOCK = threading.Lock()
+_MEMO_FILE = "file_digests.json"
+_MEMO_MIN_BYTES = 1 << 24  # smaller files hash in milliseconds: not worth a write to the memo
+
+
+def _stat_key(path):
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _memo_path():
+    from .cache import get_cache_dir  # the score cache's folder: $SKLEARN_CAP_CACHE or ~/.cache/sklearn_cap
+
+    return get_cache_dir() / _MEMO_FILE
+
+
+def _read_memo():
+    try:
+        return json.loads(_memo_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_memo(entries):
+    """Add entries to the on-disk memo; best effort (a read-only home only costs a re-read next time)."""
+    path = _memo_path()
+    try:
+        memo = _read_memo()
+        memo.update(entries)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _file_digest(path, memo):
+    """SHA-256 of a file's whole content, streamed; remembered per (path, size, mtime_ns, inode)."""
+    key = _stat_key(path)
+    with _DIGESTS_LOCK:
+        if key in _DIGESTS:
+            return _DIGESTS[key], False
+    flat = "|".join(map(str, key))
+    if flat in memo:
+        digest, new = memo[flat], False
+    else:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest, new = h.hexdigest(), key[1] >= _MEMO_MIN_BYTES
+        if _stat_key(path) != key:  # written while we read it: do not remember a digest of a torn file
+            return digest, False
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = digest
+    return digest, new
+
+
+def _model_files(root):
+    """Every file under ``root``, subfolders included, as sorted (relative name, path); symlinks followed."""
+    out, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in files:
+            path = Path(folder) / name
+            if path.is_file():
+                out.append((path.relative_to(root).as_posix(), path))
+    return sorted(out)
 
 
 def model_fingerprint(model):
     """A short digest that changes when the weights, config or tokenizer behind ``model`` change.
 
-    Local sources are read (each top-level file's size plus its first and last
-    MiB: a few milliseconds even for large weights); a hub id gives the commit
-    of its cached snapshot, or the id itself when it is not cached yet.
+    A local source is read whole: every file of the folder, subfolders
+    included (a sentence-transformers ``1_Pooling/``), by a streamed SHA-256
+    of its content, so a change anywhere in a weights file gives a new
+    fingerprint. Each file's digest is remembered per (path, size,
+    ``mtime_ns``, inode), in the process and, for files of 16 MiB or more,
+    in ``file_digests.json`` of the cache folder (:func:`~sklearn_cap.cache.get_cache_dir`),
+    so a model is read once, not at every ``fit`` or in every worker.
+    A hub id gives the commit of its cached snapshot, or the id itself when
+    it is not cached yet.
 
     Examples
     --------
@@ -209,9 +351,17 @@ def model_fingerprint(model):
             return "hub:" + Path(cached).parent.name[:16]
         return "hub:" + str(model)
     h = hashlib.sha256()
-    files = [local] if local.is_file() else sorted(p for p in local.iterdir() if p.is_file())
-    for p in files:
-        _file_digest(p, h)
+    files = [(local.name, local)] if local.is_file() else _model_files(local)
+    memo, fresh = None, {}
+    for name, path in files:
+        if memo is None and _stat_key(path) not in _DIGESTS:
+            memo = _read_memo()  # read lazily: a warm process never touches the file
+        digest, new = _file_digest(path, memo or {})
+        if new:
+            fresh["|".join(map(str, _stat_key(path)))] = digest
+        h.update(f"{name}\x00{digest}\x00".encode())
+    if fresh:
+        _write_memo(fresh)
     return h.hexdigest()[:16]
 
 

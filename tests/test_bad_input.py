@@ -5,6 +5,7 @@ a clear error (what is wrong and what to do) or a documented behaviour.
 """
 
 import json
+import os
 import shutil
 import time
 import unicodedata
@@ -16,12 +17,13 @@ from sklearn.model_selection import cross_val_score
 
 from sklearn_cap import (BasePrior, CAPPriorTransformer, ExplanationGuidedClassifier, IGPriorTransformer,
                          LIMEPriorTransformer, PriorUnion, WordAttributions, segment)
-from sklearn_cap.cache import ScoreCache
+from sklearn_cap.cache import ScoreCache, claim_owner
 from sklearn_cap.loading import model_registry
 from sklearn_cap.progress import progress
 from sklearn_cap.scorers import BaseScorer, CausalLMScorer, OpenAIScorer, ScoringServerError, Task, build_scorer
 
 from _servers import json_bytes, serve
+from conftest import needs_embedded
 from test_classifier import planted_data
 
 X = ["my card has not arrived yet", "i lost my card yesterday please block it",
@@ -365,3 +367,213 @@ def test_progress_bars_off_when_stderr_is_not_a_terminal():
         assert bar.disable
     with progress(range(3), enabled=False) as bar:
         assert bar.disable
+
+
+# ---- issue 29: no silent wrong result, no leaked secret ---------------------
+
+class LengthScorer(BaseScorer):
+    """A cheap deterministic scorer: what these tests exercise is the cache around it, not the model."""
+
+    identity = "length-scorer"
+
+    def _score(self, texts, answers, task, progress_bar):
+        return np.array([-0.01 * len(t) - 0.001 * len(a) for t, a in zip(texts, answers)])
+
+
+def _bigger_llm(folder):
+    """A random Llama whose weights file is several MiB, so a change in its middle is not near either end."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from conftest import build_tokenizer
+
+    tok = build_tokenizer(folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_an_inner_layer_changed_at_the_same_size_is_rescored(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = _bigger_llm(tmp_path / "llm")
+    weights = folder / "model.safetensors"
+    raw = weights.read_bytes()
+    n_header = int.from_bytes(raw[:8], "little")
+    name = "model.layers.1.mlp.up_proj.weight"
+    start, end = (8 + n_header + o for o in json.loads(raw[8 : 8 + n_header])[name]["data_offsets"])
+    assert 2**20 < start and end < len(raw) - 2**20  # what the old fingerprint, first and last MiB, never read
+    cap = _cap(folder, tmp_path / "cache")
+    first = np.asarray(cap.fit_transform(X, Y))
+    tensors = load_file(weights)
+    tensors[name] = tensors[name] * 3.0
+    size = weights.stat().st_size
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert weights.stat().st_size == size
+    model_registry.clear()
+    second = np.asarray(cap.fit_transform(X, Y))
+    assert cap.n_scored_ > 0 and not np.allclose(first, second, equal_nan=True)
+
+
+def test_fingerprint_reads_whole_files_and_subfolders_once(tmp_path):
+    from sklearn_cap import loading
+
+    folder = tmp_path / "m"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    blob = np.random.default_rng(0).bytes(17 * 2**20)  # over the size kept in the on-disk memo
+    (folder / "model.bin").write_bytes(blob)
+    base = loading.model_fingerprint(folder)
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    pooled = loading.model_fingerprint(folder)
+    assert pooled != base  # a subfolder's file counts
+    middle = bytearray(blob)
+    middle[len(blob) // 2] ^= 1
+    (folder / "model.bin").write_bytes(bytes(middle))
+    changed = loading.model_fingerprint(folder)
+    assert changed != pooled  # one byte in the middle of the file counts
+    memo = json.loads((loading._memo_path()).read_text())
+    assert any(k.startswith(str((folder / "model.bin").resolve()) + "|") for k in memo)
+    # Remembered per (path, size, mtime_ns, inode): another process (an empty in-process memo) reads the
+    # digest from the memo file, not the file. Proof: content changed under an unchanged stat is not read.
+    st = (folder / "model.bin").stat()
+    with open(folder / "model.bin", "r+b") as f:
+        f.write(b"\x00" * 16)
+    os.utime(folder / "model.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    loading._DIGESTS.clear()
+    assert loading.model_fingerprint(folder) == changed
+
+
+def test_classifier_refuses_a_gguf_file_and_a_readme_only_folder(tmp_path):
+    gguf = tmp_path / "model.Q4_0.gguf"
+    gguf.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ValueError, match="is a GGUF file.*CausalLMScorer.*encoder's folder"):
+        ExplanationGuidedClassifier(str(gguf), beta=0).fit(X, Y)
+    readme = tmp_path / "readme_only"
+    readme.mkdir()
+    (readme / "README.md").write_text("# a model card")
+    with pytest.raises(FileNotFoundError, match="folder without config.json \\(it holds README.md\\).*whole model"):
+        ExplanationGuidedClassifier(str(readme), beta=0).fit(X, Y)
+    (readme / "m.gguf").write_bytes(b"GGUF")
+    with pytest.raises(FileNotFoundError, match="holds 'm.gguf': pass that file's path"):
+        CAPPriorTransformer(str(readme)).fit(X, Y)
+
+
+@needs_embedded
+def test_gguf_loading_draws_no_progress_bar(capfd):
+    from sklearn_cap import embedded
+
+    model_registry.clear()
+    CausalLMScorer(embedded.LLM, device="cpu").score(["my card"], ["card arrival"], _task())
+    err = capfd.readouterr().err
+    assert "de-quantizing" not in err.lower() and "%|" not in err
+
+
+def test_a_symlinked_cache_file_is_refused(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("my notes")
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "scores.sqlite").symlink_to(victim)
+    with pytest.raises(OSError, match="is a symbolic link .*notes.txt.*remove the link"):
+        ScoreCache(folder).get_many(["k"])
+    assert victim.read_text() == "my notes"
+
+
+def test_a_world_writable_cache_folder_warns(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.warns(UserWarning, match="writable by every user.*chmod o-w"):
+        ScoreCache(folder).put_many({"k": -1.0})
+
+
+def _child(code, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, text=True)
+
+
+def test_claims_of_a_dead_process_of_this_host_are_taken_over_at_once(tmp_path):
+    import socket
+
+    child = _child("import sys; from sklearn_cap.cache import ScoreCache, claim_owner; "
+                   "print(ScoreCache(sys.argv[1]).claim(['x', 'y'], claim_owner(), 5))", tmp_path)
+    assert child.communicate()[0].strip() == "['x', 'y']"  # it exits holding both claims
+    live = f"{socket.gethostname()}:{os.getppid()}:other"  # a process that is still running
+    cache = ScoreCache(tmp_path)  # claims hold 600 s by default
+    assert cache.claim(["y"], live, 5) == ["y"]  # the dead owner's claim is dropped, not waited out
+    assert cache.claim(["x", "y"], claim_owner(), 5) == ["x"]  # a live owner's claim holds
+
+
+def test_sigterm_releases_claims(tmp_path):
+    import signal
+
+    flag = tmp_path / "scoring"
+    code = f"""
+import sys, time, pathlib
+import numpy as np
+from sklearn_cap import CAPPriorTransformer
+from sklearn_cap.scorers import BaseScorer
+
+class Stuck(BaseScorer):
+    identity = "stuck"
+    def _score(self, texts, answers, task, progress_bar):
+        pathlib.Path({str(flag)!r}).write_text("x")
+        time.sleep(120)
+
+CAPPriorTransformer(Stuck(), n_samples=8, cache_dir=sys.argv[1], progress_bar=False).fit_transform(
+    {X!r}, {Y!r})
+"""
+    child = _child(code, tmp_path / "cache")
+    for _ in range(600):
+        if flag.exists() or child.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert flag.exists()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cache" / "scores.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_waiting_for_another_owner_is_logged_and_claim_ttl_is_a_parameter(tmp_path, caplog):
+    import socket
+    import sqlite3
+    import threading
+
+    done = CAPPriorTransformer(LengthScorer(), n_samples=8, cache_dir=tmp_path / "a", progress_bar=False)
+    done.fit_transform(X, Y)
+    with sqlite3.connect(tmp_path / "a" / "scores.sqlite") as conn:
+        scores = dict(conn.execute("SELECT key, value FROM scores"))
+    other = ScoreCache(tmp_path / "b")
+    owner = f"{socket.gethostname()}:{os.getppid()}:worker"  # alive: its claims are waited for
+    assert len(other.claim(list(scores), owner, len(scores))) == len(scores)
+    threading.Timer(1.0, lambda: ScoreCache(tmp_path / "b").put_many(scores)).start()
+    cap = CAPPriorTransformer(LengthScorer(), n_samples=8, cache_dir=tmp_path / "b", progress_bar=False,
+                              claim_ttl=30)
+    with caplog.at_level("INFO", logger="sklearn_cap"):
+        cap.fit_transform(X, Y)
+    assert cap.n_scored_ == 0 and cap.n_cached_ == len(scores)
+    text = caplog.text
+    assert f"waits for {len(scores)} prompts that another process is scoring" in text
+    assert f"claimed by {owner.rpartition(':')[0]} for up to" in text and "waited" in text
+
+    class TTLProbe(LengthScorer):
+        def _score(self, texts, answers, task, progress_bar):
+            with sqlite3.connect(tmp_path / "c" / "scores.sqlite") as conn:
+                self.left_ = conn.execute("SELECT MAX(expires) FROM claims").fetchone()[0] - time.time()
+            return super()._score(texts, answers, task, progress_bar)
+
+    probe = TTLProbe()
+    cap = CAPPriorTransformer(probe, n_samples=8, cache_dir=tmp_path / "c", progress_bar=False, claim_ttl=5)
+    cap.fit_transform(X, Y)
+    assert 0 < cap.scorer_.left_ <= 5
+    with pytest.raises(ValueError, match="'claim_ttl' parameter"):
+        CAPPriorTransformer(claim_ttl=0).fit(X, Y)

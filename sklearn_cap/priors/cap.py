@@ -170,6 +170,13 @@ class CAPPriorTransformer(ScorerPrior):
     chunk_size : int, default=256
         Prompts scored between two cache commits: at most this much work is
         lost when a run is interrupted.
+    claim_ttl : float, default=600
+        Seconds that a claim on prompts being scored holds in a shared cache
+        (:class:`~sklearn_cap.cache.ScoreCache`): longer than one chunk takes
+        to score. Other processes wait that long, at most, for the prompts of
+        a process that died on another host; the claims of a dead process of
+        this host are taken over at once. A wait is logged (logger
+        ``"sklearn_cap"``).
     random_state : int, RandomState instance or None, default=0
         Seeds the masks. The default is fixed on purpose: the masks are part
         of the cache key, so a fixed seed is what makes re-fits free.
@@ -227,6 +234,7 @@ class CAPPriorTransformer(ScorerPrior):
         label_descriptions=None,
         cache_dir=None,
         chunk_size=256,
+        claim_ttl=600.0,
         random_state=0,
         progress_bar="auto",
     ):
@@ -240,6 +248,7 @@ class CAPPriorTransformer(ScorerPrior):
         self.label_descriptions = label_descriptions
         self.cache_dir = cache_dir
         self.chunk_size = chunk_size
+        self.claim_ttl = claim_ttl
         self.random_state = random_state
         self.progress_bar = progress_bar
 

@@ -60,6 +60,8 @@ class GlobalPriorTransformer(ScorerPrior):
     label_descriptions : dict, default=None
     cache_dir : str, path-like or False, default=None
     chunk_size : int, default=256
+    claim_ttl : float, default=600
+        As in :class:`~sklearn_cap.priors.CAPPriorTransformer`.
     progress_bar : bool or "auto", default="auto"
 
     Attributes
@@ -90,7 +92,8 @@ class GlobalPriorTransformer(ScorerPrior):
     }
 
     def __init__(self, scorer="embedding", *, min_count=1, max_vocabulary=5000, instruction=DEFAULT_INSTRUCTION,
-                 labels=None, label_descriptions=None, cache_dir=None, chunk_size=256, progress_bar="auto"):
+                 labels=None, label_descriptions=None, cache_dir=None, chunk_size=256, claim_ttl=600.0,
+                 progress_bar="auto"):
         self.scorer = scorer
         self.min_count = min_count
         self.max_vocabulary = max_vocabulary
@@ -99,6 +102,7 @@ class GlobalPriorTransformer(ScorerPrior):
         self.label_descriptions = label_descriptions
         self.cache_dir = cache_dir
         self.chunk_size = chunk_size
+        self.claim_ttl = claim_ttl
         self.progress_bar = progress_bar
 
     def fit(self, X, y):

@@ -57,7 +57,7 @@ def build_scorer(scorer):
         name = os.fspath(scorer)
         if not os.path.exists(os.path.expanduser(name)) and difflib.get_close_matches(name, ["embedding"], 1, 0.75):
             raise ValueError(f"scorer={name!r} is not a model folder or file; did you mean 'embedding'?")
-        check_model_source(name, what="scorer")
+        check_model_source(name, what="scorer", gguf=True)
         return CausalLMScorer(name)
     raise TypeError(
         "scorer must be a BaseScorer, 'embedding', or a model id / folder / .gguf "

@@ -56,7 +56,7 @@ def load_causal_lm(model, device="cpu", dtype=None, trust_remote_code=False):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = check_model_source(model)
+    source = check_model_source(model, gguf=True)
     device = torch.device(device)
     torch_dtype = resolve_dtype(dtype, device)
 
@@ -150,7 +150,7 @@ class CausalLMScorer(BaseScorer):
     @property
     def identity(self):
         """Weights fingerprint, resolved dtype and device type, prompt layout: what the scores depend on."""
-        source = check_model_source(self.model)
+        source = check_model_source(self.model, gguf=True)
         device = resolve_device(self.device)
         dtype = str(resolve_dtype(self.dtype, device)).replace("torch.", "")
         return f"causal_lm|{model_fingerprint(source)}|{dtype}|{device.type}|chat={self.use_chat_template}"
