@@ -16,7 +16,6 @@ Run (one torch job at a time)::
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import registry  # noqa: E402
 import reproduce  # noqa: E402
-from results_doc import COSTS  # noqa: E402
 
 
 def main(argv=None):
@@ -46,7 +45,7 @@ def main(argv=None):
 
     torch.set_num_threads(os.cpu_count() or 1)
     data = reproduce.load(args.dataset, args.data_home)
-    recorded = [c for c in reproduce.load_cells()
+    recorded = [c for c in registry.load_cells()
                 if (c["dataset"], c["setting"], c["seed"], c["method"]) ==
                 (args.dataset, args.setting, args.seed, args.prior)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,8 +66,7 @@ def main(argv=None):
               "seconds": fresh, "queries": s.queries[args.prior], "scored": s.scored[args.prior],
               "machine": reproduce.machine(),
               "commit": reproduce._commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with open(COSTS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    registry.append(record, registry.COSTS)
     if kept.exists():
         old = np.load(kept)["values"]
         same = np.allclose(np.nan_to_num(old, nan=7.0), np.nan_to_num(values, nan=7.0), atol=1e-6)

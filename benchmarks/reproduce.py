@@ -1,11 +1,12 @@
-"""The paper's experiments on the full label spaces, cell by cell, resumable.
+"""The paper's experiments on the full label spaces, cell by cell, resumable: the runner.
 
 A *cell* is one (data set, setting, seed, method) run: draw the seed's
 training sample, compute the method's priors, train the classifier, and
-score it on the full test split, the stored keyword-addition and
-keyword-replacement sets (``benchmarks/adversarial/``), the hand-written
-adversarial set (``benchmarks/adversarial/handwritten/``), and the
-faithfulness of its explanations. Each finished cell is appended to
+score it (:func:`sklearn_cap.experiment.evaluate`) on the full test split,
+the stored keyword-addition and keyword-replacement sets
+(``benchmarks/adversarial/``), the hand-written adversarial set
+(``benchmarks/adversarial/handwritten/``), and the faithfulness of its
+explanations. Each finished cell is appended to
 ``benchmarks/results/cells.jsonl`` with every setting it actually used,
 its seconds and the per-text correctness (for paired comparisons), so a
 killed run loses at most the cell in flight and a re-run skips finished
@@ -14,31 +15,19 @@ experiments``), with a score cache of their own for the model-scored priors
 (so no setting's scores make another's look cheap; ``benchmarks/bench_prior_cost.py``
 re-times a prior from an empty cache).
 
-Settings: ``5-shot`` and ``10-shot`` (a new sample of k texts per intent for
-every seed, ``sample_few_shot(random_state=seed)``), ``full`` (the whole
-training split). Methods: ``vanilla``, ``ig``, ``lime``, ``cap_emb``,
-``cap_llm``, ``hybrid_mean``, ``hybrid_max`` (CAP from the embedding scorer
-fused with IG and LIME), with IG and LIME priors from reference models
-cross-fitted over 3 folds; ablations ``ig_insample``, ``lime_insample``,
-``hybrid_mean_insample`` (priors explaining the seed's own vanilla model),
-``cap_desc`` (CAP from label descriptions), ``hybrid_mean_ig`` (exact IG,
-4 steps, in the loss), ``hybrid_mean_sig`` (stochastic IG in the loss) and
-``hybrid_mean_beta<b>``, and ``hybrid_mean_betacv`` (beta chosen by 3-fold
-cross-validated accuracy on the seed's training sample, never on the test
-split, among 0, 0.1, 0.3, 1 and 3). CAP with the embedded LLM scores in bfloat16: 2.1x
-float32 with priors of the same word order (median Spearman 0.993 per text,
-``python benchmarks/bench_scale.py --part llm_precision``, doc/benchmarks.rst).
+The settings, the methods (their priors and classifier parameters), the
+grid and the cells file are ``benchmarks/registry.py``'s; the page is
+``benchmarks/results_doc.py``'s, which this module does not import.
 
 Run::
 
     python benchmarks/reproduce.py run --dataset banking77 --setting 5-shot --seeds 0 1 2 3 4 [--methods ...]
     python benchmarks/reproduce.py plan          # the grid in runs of at most two hours
     python benchmarks/reproduce.py next          # the next seed's missing cells, in the plan's order
-    python benchmarks/reproduce.py --write-doc   # doc/results.rst from the cells alone
+    python benchmarks/reproduce.py --write-doc   # doc/results.rst from the cells alone (runs results_doc.py)
 """
 
 import argparse
-import base64
 import csv
 import hashlib
 import json
@@ -51,40 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import registry  # noqa: E402
+from registry import (ADVERSARIAL, BETA_GRID, CV, DESCRIPTIONS, FAITHFULNESS_TEXTS, PRIORS, SETTINGS,  # noqa: E402
+                      config)
+
 HERE = Path(__file__).resolve().parent
-CELLS = HERE / "results" / "cells.jsonl"
-ADVERSARIAL = HERE / "adversarial"
-DESCRIPTIONS = HERE / "label_descriptions"
-
-SETTINGS = {  # name -> (texts per intent or None for all, epochs, batch size)
-    "5-shot": (5, 15, 16),
-    "10-shot": (10, 10, 16),
-    "full": (None, 3, 32),
-}
-REQUIRED = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max"]  # the issue's methods
-METHODS = REQUIRED + ["global", "hybrid_mean_global"]
-ABLATIONS = ["ig_insample", "lime_insample", "hybrid_mean_insample", "cap_desc", "hybrid_mean_ig", "hybrid_mean_sig",
-             "hybrid_mean_beta0.1", "hybrid_mean_beta0.3", "hybrid_mean_beta3", "hybrid_mean_betacv"]
-BETA_GRID = [0.0, 0.1, 0.3, 1.0, 3.0]  # hybrid_mean_betacv chooses among these on the training sample alone
-FAITHFULNESS_TEXTS = 500
-CV = 3
-
-
-def config(setting):
-    """Every setting of a cell, as recorded with it."""
-    per_class, epochs, batch = SETTINGS[setting]
-    return {
-        "classifier": {"model": "embedded MiniLM-L6 (all-MiniLM-L6-v2)", "pooling": "auto (mean)", "epochs": epochs,
-                       "batch_size": batch, "learning_rate": 1e-4, "beta": 1.0, "attribution": "grad_input",
-                       "precision": "bfloat16", "max_length": 128},
-        "per_class": per_class,
-        "cap": {"n_samples": 100, "lam": 0.1, "embedding_precision": "bfloat16", "llm": "embedded SmolLM2-135M-Instruct",
-                "llm_dtype": "bfloat16"},
-        "ig_prior": {"n_steps": 20, "cv": CV},
-        "lime_prior": {"num_samples": 500, "cv": CV},
-        "fusion": {"normalization": "minmax"},
-        "faithfulness": {"texts": FAITHFULNESS_TEXTS, "k": [0.01, 0.05, 0.1, 0.2, 0.5], "ig_steps": 16},
-    }
 
 
 # -- data ------------------------------------------------------------------
@@ -111,14 +73,6 @@ def stored_sets(dataset):
             part = [r for r in rows if r["attack"] == kind]
             sets[f"hand_{kind}"] = ([r["text"] for r in part], np.array([r["label"] for r in part], dtype=object))
     return sets
-
-
-def pack(bits):
-    return base64.b64encode(np.packbits(np.asarray(bits, dtype=bool)).tobytes()).decode("ascii")
-
-
-def unpack(text, n):
-    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:n].astype(bool)
 
 
 # -- priors, per seed, cached on disk ----------------------------------------
@@ -311,63 +265,49 @@ class Seed:
 
         return self.prior("global", compute)
 
-    def fuse(self, priors, aggregate="mean"):
-        """CAP Hybrid: PriorUnion's normalisation and aggregation of the CAP, IG and LIME priors."""
-        from sklearn_cap import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
+    def named_prior(self, name, in_sample=False, vanilla=None):
+        """A prior of :data:`registry.PRIORS` by name: (values, seconds of its computation)."""
+        if name in ("ig", "lime"):
+            return self.reference_prior(name, in_sample, vanilla)
+        if name == "cap_emb_desc":
+            return self.cap("emb", descriptions=json.loads((DESCRIPTIONS / f"{self.dataset}.json").read_text()))
+        if name.startswith("cap_"):
+            return self.cap(name[len("cap_"):])
+        if name == "global":
+            return self.global_prior()
+        raise ValueError(f"unknown prior {name!r}; registry.PRIORS lists {sorted(PRIORS)}")
 
-        from sklearn_cap import GlobalPriorTransformer
+    def fuse(self, priors, aggregate="mean"):
+        """CAP Hybrid: PriorUnion's normalisation and aggregation of named priors (keys of registry.PRIORS)."""
+        from sklearn_cap import (CAPPriorTransformer, GlobalPriorTransformer, IGPriorTransformer,
+                                 LIMEPriorTransformer, PriorUnion)
 
         members = {"cap": CAPPriorTransformer(), "ig": IGPriorTransformer(), "lime": LIMEPriorTransformer(),
                    "global": GlobalPriorTransformer()}
-        union = PriorUnion([(n, members[n]) for n in priors], normalization=self.cfg["fusion"]["normalization"],
-                           aggregate=aggregate)
-        return union.fuse(self.X, priors)
+        union = PriorUnion([(PRIORS[n][0], members[PRIORS[n][0]]) for n in priors],
+                           normalization=self.cfg["fusion"]["normalization"], aggregate=aggregate)
+        return union.fuse(self.X, {PRIORS[n][0]: p for n, p in priors.items()})
 
 
 # -- one cell ----------------------------------------------------------------
 
 def priors_for(method, s, vanilla):
-    """(prior matrix, seconds of the priors, extra classifier params) of a method."""
-    if method == "vanilla":
-        return None, 0.0, {"beta": 0}
-    base = method
-    extra = {}
-    if method == "hybrid_mean_betacv":
-        base = "hybrid_mean"  # beta chosen in run_cell, once the priors exist
-    elif method.startswith("hybrid_mean_beta"):
-        extra["beta"] = float(method[len("hybrid_mean_beta"):])
-        base = "hybrid_mean"
-    elif method == "hybrid_mean_ig":
-        extra.update(attribution="ig", n_steps=4)
-        base = "hybrid_mean"
-    elif method == "hybrid_mean_sig":
-        extra.update(attribution="ig_stochastic")
-        base = "hybrid_mean"
-    in_sample = base.endswith("_insample")
-    base = base.replace("_insample", "")
-    if base in ("ig", "lime"):
-        v, sec = s.reference_prior(base, in_sample, vanilla)
-        return v, sec + (0.0 if in_sample else s.refs_seconds()), extra
-    if base == "cap_emb":
-        return (*s.cap("emb"), extra)
-    if base == "cap_llm":
-        return (*s.cap("llm"), extra)
-    if base == "cap_desc":
-        desc = json.loads((DESCRIPTIONS / f"{s.dataset}.json").read_text())
-        return (*s.cap("emb", descriptions=desc), extra)
-    if base == "global":
-        return (*s.global_prior(), extra)
-    if base == "hybrid_mean_global":
-        (ig, a), (lime, b), (cap, c), (glob, d) = (s.reference_prior("ig"), s.reference_prior("lime"), s.cap("emb"),
-                                                   s.global_prior())
-        fused = s.fuse({"cap": cap, "ig": ig, "lime": lime, "global": glob})
-        return np.asarray(fused), a + b + c + d + s.refs_seconds(), extra
-    if base in ("hybrid_mean", "hybrid_max"):
-        (ig, a), (lime, b), (cap, c) = (s.reference_prior("ig", in_sample, vanilla),
-                                        s.reference_prior("lime", in_sample, vanilla), s.cap("emb"))
-        fused = s.fuse({"cap": cap, "ig": ig, "lime": lime}, aggregate=base.split("_")[1])
-        return np.asarray(fused), a + b + c + (0.0 if in_sample else s.refs_seconds()), extra
-    raise ValueError(f"unknown method {method!r}")
+    """(prior matrix or None, seconds of the priors) of a registered method.
+
+    IG and LIME priors are computed first, the order every cell so far used;
+    cross-fitted ones add their reference models' seconds, counted once.
+    """
+    if not method.priors:
+        return None, 0.0
+    values, seconds = {}, 0.0
+    for name in sorted(method.priors, key=lambda n: n not in ("ig", "lime")):
+        values[name], sec = s.named_prior(name, method.in_sample, vanilla)
+        seconds += sec
+    if not method.in_sample and {"ig", "lime"} & set(method.priors):
+        seconds += s.refs_seconds()
+    if len(values) == 1:
+        return values[method.priors[0]], seconds
+    return np.asarray(s.fuse({n: values[n] for n in method.priors}, method.aggregate)), seconds
 
 
 def choose_beta(s, priors):
@@ -386,64 +326,54 @@ def choose_beta(s, priors):
     return float(search.best_params_["beta"]), scores
 
 
-def evaluate(clf, data, sets, faith_idx, cfg):
-    from sklearn_cap.metrics import faithfulness
-
-    _, _, X_test, y_test = data
-    out, bits = {}, {}
-    for name, (texts, labels) in [("test", (X_test, y_test))] + list(sets.items()):
-        correct = clf.predict(texts) == labels
-        out[name] = float(correct.mean())
-        bits[name] = pack(correct)
-    texts = [X_test[i] for i in faith_idx]
-    for method in ("grad_input", "ig"):
-        ex = clf.explain(texts, method=method, n_steps=cfg["faithfulness"]["ig_steps"], batch_size=16)
-        f = faithfulness(clf, ex, k=tuple(cfg["faithfulness"]["k"]))
-        out[f"comprehensiveness_{method}"] = f["comprehensiveness"]
-        out[f"sufficiency_{method}"] = f["sufficiency"]
-    return out, bits, {name: len(v[0]) for name, v in sets.items()}
-
-
 def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
+    """One cell of a method of ``registry.METHODS``: train it on the seed's sample, score it, return its record."""
+    from sklearn_cap.experiment import evaluate
+
+    m = registry.METHODS[method]
     t0 = time.perf_counter()
     vanilla = vanilla_cache.get("model")
-    if method.endswith("_insample") and vanilla is None:
+    if m.in_sample and vanilla is None:
         vanilla = vanilla_cache["model"] = s.classifier(beta=0).fit(s.X, s.y)
-    values, prior_s, extra = priors_for(method, s, vanilla)
-    selection = {}
-    if method == "hybrid_mean_betacv":
+    values, prior_s = priors_for(m, s, vanilla)
+    params, selection = dict(m.classifier), {}
+    if m.select_beta:
         t = time.perf_counter()
-        extra["beta"], scores = choose_beta(s, values)
+        params["beta"], scores = choose_beta(s, values)
         selection = {"beta_selection": {"grid": BETA_GRID, "cv": CV, "scoring": "accuracy",
-                                        "mean_cv_accuracy": scores, "chosen": extra["beta"],
+                                        "mean_cv_accuracy": scores, "chosen": params["beta"],
                                         "seconds": time.perf_counter() - t}}
     t = time.perf_counter()
-    clf = s.classifier(**extra)
+    clf = m.estimator(s, params) if m.estimator else s.classifier(**params)
     clf.fit(s.X, s.y, priors=values) if values is not None else clf.fit(s.X, s.y)
     train_s = time.perf_counter() - t
     if method == "vanilla":
         vanilla_cache["model"] = clf
     t = time.perf_counter()
-    metrics, bits, sizes = evaluate(clf, data, sets, faith_idx, s.cfg)
+    _, _, X_test, y_test = data
+    faith = s.cfg["faithfulness"]
+    result = evaluate(clf, {"test": (X_test, y_test), **sets}, explain=[X_test[i] for i in faith_idx],
+                      attributions=m.attributions, k=tuple(faith["k"]), ig_steps=faith["ig_steps"])
     cfg = dict(s.cfg)
-    cfg["classifier"] = {**cfg["classifier"], **{k: v for k, v in extra.items()}}
+    cfg["classifier"] = {**cfg["classifier"], **params}
     cfg.update(selection)
     return {
         "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "prior_seed": s.prior_seed, "method": method,
-        "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(data[2]), "set_sizes": sizes,
-        "metrics": metrics, "correct": bits,
+        "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(X_test),
+        "set_sizes": {name: len(texts) for name, (texts, _) in sets.items()},
+        "metrics": result["metrics"], "correct": {n: registry.pack(c) for n, c in result["correct"].items()},
         "prior_queries": {k: v for k, v in s.queries.items() if v is not None},
         "prior_scored": {k: v for k, v in s.scored.items() if v is not None},
         "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
                     "cell": time.perf_counter() - t0},
-        "config": cfg, "epochs_run": clf.n_epochs_,
+        "config": cfg, "epochs_run": getattr(clf, "n_epochs_", None),
         "machine": machine(),
         "commit": _commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
 def machine():
-    """What a cell's seconds depend on: cores, threads, and the CPU (bfloat16 runs 1.4-2.1x float32 by CPU)."""
+    """What a cell's seconds depend on: cores, threads, and the CPU (bfloat16 speed depends on it)."""
     return {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version(), **_cpu()}
 
 
@@ -475,25 +405,18 @@ def _commit():
         return ""
 
 
-def load_cells(path=CELLS):
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run(args):
     import torch
 
     from sklearn_cap.cache import get_cache_dir
 
     torch.set_num_threads(os.cpu_count() or 1)
-    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in load_cells()}
+    done = registry.done()
     data = load(args.dataset, args.data_home)
     sets = stored_sets(args.dataset)
     faith_idx = np.sort(np.random.default_rng(0).choice(len(data[2]), min(FAITHFULNESS_TEXTS, len(data[2])),
                                                         replace=False))
     start = time.perf_counter()
-    CELLS.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         s = Seed(args.dataset, args.setting, seed, data, get_cache_dir() / "experiments")
         vanilla_cache = {}
@@ -504,23 +427,11 @@ def run(args):
                 print(f"time budget of {args.max_minutes} min used; stopping before {method}, seed {seed}")
                 return
             cell = run_cell(method, s, data, sets, faith_idx, vanilla_cache)
-            with open(CELLS, "a") as f:
-                f.write(json.dumps(cell) + "\n")
+            registry.append(cell)
             m = cell["metrics"]
             print(f"{args.dataset} {args.setting} seed {seed} {method:<22} acc {m['test']:.3f} "
                   f"add {m['adv_addition']:.3f} repl {m['adv_replacement']:.3f} "
                   f"({cell['seconds']['cell']:.0f} s)", flush=True)
-
-
-def next_group(cells, tiers=None):
-    """The first (data set, setting, seed) of the plan's grid with missing cells, and those cells' methods."""
-    from results_doc import missing
-
-    todo = missing(cells, tiers)
-    if not todo:
-        return None
-    tier, d, st, s, _ = todo[0]
-    return d, st, s, [m for t, dd, sst, ss, m in todo if (t, dd, sst, ss) == (tier, d, st, s)]
 
 
 def main(argv=None):
@@ -528,10 +439,10 @@ def main(argv=None):
     parser.add_argument("--write-doc", action="store_true", help="rebuild doc/results.rst from the cells")
     sub = parser.add_subparsers(dest="command")
     r = sub.add_parser("run", help="run (and append) missing cells")
-    r.add_argument("--dataset", choices=["banking77", "clinc150", "hwu64"], required=True)
+    r.add_argument("--dataset", choices=sorted(registry.DATASETS), required=True)
     r.add_argument("--setting", choices=list(SETTINGS), required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    r.add_argument("--methods", nargs="+", default=REQUIRED, choices=METHODS + ABLATIONS)
+    r.add_argument("--methods", nargs="+", default=registry.REQUIRED, choices=list(registry.METHODS))
     r.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this many minutes")
     r.add_argument("--data-home", default=None)
     sub.add_parser("plan", help="print the grid in runs of at most two hours")
@@ -540,14 +451,12 @@ def main(argv=None):
     n.add_argument("--max-minutes", type=float, default=None, help="start no new cell after this many minutes")
     n.add_argument("--data-home", default=None)
     args = parser.parse_args(argv)
-    if args.write_doc:
-        from results_doc import load_costs, write_doc
-
-        write_doc(load_cells(), costs=load_costs())
+    if args.write_doc:  # the renderer in a process of its own: the runner does not import it
+        return subprocess.run([sys.executable, str(HERE / "results_doc.py")]).returncode
     elif args.command == "run":
         run(args)
     elif args.command == "next":
-        group = next_group(load_cells(), args.tier)
+        group = registry.next_group(registry.load_cells(), args.tier)
         if group is None:
             print("no missing cells in " + (", ".join(args.tier) if args.tier else "the plan's grid"))
             return 3
@@ -556,9 +465,7 @@ def main(argv=None):
         print(f"next: {args.dataset} {args.setting} seed {seed}: {' '.join(args.methods)}", flush=True)
         run(args)
     elif args.command == "plan":
-        from results_doc import plan
-
-        plan(load_cells())
+        registry.plan(registry.load_cells())
     else:
         parser.print_help()
     return 0

@@ -1,55 +1,38 @@
-"""doc/results.rst from the cells of ``benchmarks/results/cells.jsonl`` alone.
+"""doc/results.rst from the cells of ``benchmarks/results/cells.jsonl`` alone: the renderer.
 
 Every number and every setting on the page is read from the cells; the
 prose around them is fixed and says nothing about what the numbers show,
 except the summary lines, which are generated from the confidence intervals.
+What each method is (its name on the page, what an ablation is compared
+with, which priors it fuses) is ``benchmarks/registry.py``'s; this module
+does not import the runner, ``reproduce.py``.
+
+Run (``python benchmarks/reproduce.py --write-doc`` runs the same)::
+
+    python benchmarks/results_doc.py
 """
 
 import json
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from registry import (DATASETS, MAIN, METHODS, SETTINGS, beta_sweep, load_cells, load_costs, method_of,  # noqa: E402
+                      name_of, order)
+
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "doc" / "results.rst"
-COSTS = HERE / "results" / "prior_costs.jsonl"  # priors re-timed from an empty cache (bench_prior_cost.py)
 
-NAMES = {
-    "vanilla": "vanilla", "ig": "IG", "lime": "LIME", "cap_emb": "CAP (embedding)", "cap_llm": "CAP (LLM)",
-    "hybrid_mean": "CAP Hybrid mean", "hybrid_max": "CAP Hybrid max", "global": "global (LAAT-style)",
-    "hybrid_mean_global": "CAP Hybrid + global",
-    "ig_insample": "IG, in-sample reference", "lime_insample": "LIME, in-sample reference",
-    "hybrid_mean_insample": "CAP Hybrid mean, in-sample reference", "cap_desc": "CAP (embedding, descriptions)",
-    "hybrid_mean_ig": "CAP Hybrid mean, IG (4 steps) in the loss",
-    "hybrid_mean_sig": "CAP Hybrid mean, stochastic IG in the loss",
-    "hybrid_mean_betacv": "CAP Hybrid mean, beta by CV on the training sample",
-}
-MAIN = ["vanilla", "ig", "lime", "cap_emb", "cap_llm", "hybrid_mean", "hybrid_max", "global", "hybrid_mean_global"]
 ACCURACY = [("test", "clean"), ("adv_addition", "kw. addition"), ("adv_replacement", "kw. replacement"),
             ("hand_addition", "hand addition"), ("hand_replacement", "hand replacement")]
 FAITH = [("comprehensiveness_grad_input", "compr. (g×i) ↑"), ("sufficiency_grad_input", "suff. (g×i) ↓"),
          ("comprehensiveness_ig", "compr. (IG) ↑"), ("sufficiency_ig", "suff. (IG) ↓")]
-SETTING_ORDER = ["5-shot", "10-shot", "full"]
-DATASET_ORDER = ["banking77", "hwu64", "clinc150"]
-
-
-def name_of(method):
-    if method.startswith("hybrid_mean_beta") and method not in NAMES:
-        return f"CAP Hybrid mean, beta={method[len('hybrid_mean_beta'):]}"
-    return NAMES.get(method, method)
-
-
-# What each ablation is compared with (paired by seed): the configuration it changes one thing of.
-BASELINE = {"ig_insample": "ig", "lime_insample": "lime", "hybrid_mean_insample": "hybrid_mean",
-            "cap_desc": "cap_emb", "cap_llm": "cap_emb", "hybrid_mean_ig": "hybrid_mean",
-            "hybrid_mean_sig": "hybrid_mean_ig", "hybrid_mean_global": "hybrid_mean",
-            "hybrid_mean_betacv": "hybrid_mean"}
-
-
-def baseline_of(method):
-    return "hybrid_mean" if method.startswith("hybrid_mean_beta") else BASELINE.get(method)
+SETTING_ORDER = list(SETTINGS)
 
 
 def paired(cells, method, metric, baseline="vanilla"):
@@ -118,17 +101,13 @@ def _settings_lines(cells):
     return [f"``{k}`` = {', '.join(sorted(v))}" for k, v in sorted(seen.items())]
 
 
-_QUERY_PRIORS = {"cap_emb": ["cap_emb"], "cap_llm": ["cap_llm"], "cap_desc": ["cap_emb_desc"], "global": ["global"],
-                 "hybrid_mean": ["cap_emb"], "hybrid_max": ["cap_emb"], "hybrid_mean_global": ["cap_emb", "global"]}
-
-
 def queries(group, method):
     """Scorer queries ((text, label) pairs) of a method's model-scored priors, or "–".
 
     Per prior, the median over the cells of ``group`` (any method) that recorded its count; summed
     over the priors the method fuses. Priors cached before counts were recorded have none.
     """
-    names = _QUERY_PRIORS.get(method.split("_beta")[0].replace("_insample", ""), [])
+    names = method_of(method).scored_priors
     total = 0.0
     for n in names:
         counts = [c.get("prior_queries", {}).get(n) for c in group]
@@ -143,7 +122,7 @@ def summary_lines(groups):
     """One line per (data set, setting, method) with a win or loss, and the number of intervals tested."""
     lines, tested, found = [], 0, 0
     for (dataset, setting), cells in groups:
-        for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=_order):
+        for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=order):
             parts = []
             for metric, label in ACCURACY + FAITH:
                 d = paired(cells, method, metric)
@@ -158,8 +137,7 @@ def summary_lines(groups):
     return lines, tested, found
 
 
-CAP_METHODS = ["cap_emb", "cap_llm", "hybrid_mean", "hybrid_max"]
-SHORT = {"cap_emb": "embedding", "cap_llm": "LLM", "hybrid_mean": "Hybrid mean", "hybrid_max": "Hybrid max"}
+BRIEF_METHODS = [n for n, m in METHODS.items() if m.brief]  # the CAP methods of the in-brief table
 BRIEF = [("clean accuracy", ACCURACY[:1], "vanilla"), ("keyword sets", ACCURACY[1:3], "vanilla"),
          ("hand-written sets", ACCURACY[3:5], "vanilla"), ("faithfulness (g×i)", FAITH[:2], "vanilla"),
          ("faithfulness (IG)", FAITH[2:], "vanilla"), ("clean, against IG prior", ACCURACY[:1], "ig")]
@@ -188,13 +166,13 @@ def brief_lines(groups):
     rows = []
     for (dataset, setting), group in groups:
         present = {c["method"] for c in group}
-        methods = [m for m in CAP_METHODS if m in present]
+        methods = [m for m in BRIEF_METHODS if m in present]
         if not methods or "vanilla" not in present:
             continue
         # a range where the CAP methods have run fewer seeds than vanilla (a tier still being run)
         counts = [len({c["seed"] for c in group if c["method"] == m}) for m in ["vanilla", *methods]]
         seeds = str(max(counts)) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
-        row = [f"{dataset}, {setting}", seeds, ", ".join(SHORT[m] for m in methods)]
+        row = [f"{dataset}, {setting}", seeds, ", ".join(method_of(m).brief for m in methods)]
         for _, metrics, base in BRIEF:
             row.append(_count(group, methods, metrics, base) if base in present else "–")
 
@@ -218,16 +196,9 @@ def brief_lines(groups):
                      + ["cost vs vanilla"], rows))
 
 
-def load_costs(path=COSTS):
-    """The re-timed priors of ``benchmarks/bench_prior_cost.py`` (one JSON object a line, like the cells)."""
-    from reproduce import load_cells
-
-    return load_cells(path)
-
-
 def _scored_counts(cell):
     """(queries asked, queries scored in the timed run) of each model-scored prior of a cell's method."""
-    names = _QUERY_PRIORS.get(cell["method"].split("_beta")[0].replace("_insample", ""), [])
+    names = method_of(cell["method"]).scored_priors
     return [(cell.get("prior_queries", {}).get(n), cell.get("prior_scored", {}).get(n)) for n in names]
 
 
@@ -278,7 +249,7 @@ def cost_seconds(cell, group):
         return np.nan  # its prior resumed a killed extraction: the timed run scored only the rest
     sec = cell["seconds"]["priors"] + cell["seconds"]["train"]
     sec += cell["config"].get("beta_selection", {}).get("seconds", 0.0)
-    if cell["method"].endswith("_insample"):
+    if method_of(cell["method"]).in_sample:
         sec += next((c["seconds"]["train"] for c in group
                      if c["method"] == "vanilla" and c["seed"] == cell["seed"]), np.nan)
     return sec
@@ -307,15 +278,11 @@ def _known_median(values):
     return float(np.median(known)) if known else np.nan
 
 
-def _order(method):
-    return (MAIN.index(method) if method in MAIN else len(MAIN), method)
-
-
 def write_doc(cells, path=DOC, costs=()):
     groups = defaultdict(list)
     for c in cells:
         groups[(c["dataset"], c["setting"])].append(c)
-    ordered = sorted(groups.items(), key=lambda kv: (DATASET_ORDER.index(kv[0][0]), SETTING_ORDER.index(kv[0][1])))
+    ordered = sorted(groups.items(), key=lambda kv: (DATASETS.index(kv[0][0]), SETTING_ORDER.index(kv[0][1])))
     total_h = sum(c["seconds"]["cell"] for c in cells) / 3600
     seeds = sorted({c["seed"] for c in cells})
     out = [
@@ -356,7 +323,7 @@ def write_doc(cells, path=DOC, costs=()):
     out += lines or ["* none so far."]
     out.append("")
     for (dataset, setting), group in ordered:
-        methods = sorted({c["method"] for c in group}, key=_order)
+        methods = sorted({c["method"] for c in group}, key=order)
         n_train = sorted({c["n_train"] for c in group})
         title = f"{dataset}, {setting}"
         out += [title, "-" * len(title), ""]
@@ -416,7 +383,7 @@ def write_doc(cells, path=DOC, costs=()):
         out += _table(["method"] + [h for _, h in FAITH] + ["cost s", "scorer queries"], rows)
         rows = [[name_of(m)] + [_diff_cell(paired(group, m, k, "ig"), higher_is_better=not k.startswith("sufficiency"))
                                 for k, _ in ACCURACY[:3] + FAITH[:2]]
-                for m in methods if m.startswith(("cap", "hybrid", "global")) and m in MAIN]
+                for m in methods if method_of(m).uses_scorer and m in MAIN]
         if rows and any(c["method"] == "ig" for c in group):
             out += ["Does CAP add to an IG prior? Each CAP method against the IG prior, paired by seed",
                     "(mean difference, 95% CI over seeds):", ""]
@@ -443,8 +410,8 @@ def _ablation_lines(group):
     """Each ablation (or variant) against the configuration it changes one thing of, paired by seed."""
     present = {c["method"] for c in group}
     rows = []
-    for m in sorted(present, key=_order):
-        base = baseline_of(m)
+    for m in sorted(present, key=order):
+        base = method_of(m).against
         if base is None or base not in present:
             continue
         rows.append([name_of(m), name_of(base)] + [_diff_cell(paired(group, m, k, base)) for k, _ in ACCURACY[:3]]
@@ -459,11 +426,9 @@ def _ablation_lines(group):
 
 def _beta_lines(group, dataset, setting, folder):
     """Accuracy against beta (vanilla is beta = 0), as a PNG next to the page, when a beta sweep ran."""
-    betas = {0.0: "vanilla", 1.0: "hybrid_mean"}
-    betas.update({float(m[len("hybrid_mean_beta"):]): m for m in {c["method"] for c in group}
-                  if m.startswith("hybrid_mean_beta") and m != "hybrid_mean_betacv"})
+    betas = beta_sweep({c["method"] for c in group})
     chosen = sorted((c["seed"], c["config"]["beta_selection"]) for c in group
-                    if c["method"] == "hybrid_mean_betacv" and "beta_selection" in c["config"])
+                    if method_of(c["method"]).select_beta and "beta_selection" in c["config"])
     lines = []
     if chosen:
         sel = chosen[0][1]
@@ -507,95 +472,9 @@ def _beta_lines(group, dataset, setting, folder):
             f".. image:: {name}", "   :width: 520px", ""] + lines
 
 
-# Intents and full training split of each data set (the few-shot settings draw k texts per intent), and a
-# rough guess of seconds per training text for a method with no finished cell yet.
-_CLASSES = {"banking77": 77, "hwu64": 64, "clinc150": 150}
-_FULL = {"banking77": 10003, "hwu64": 8954, "clinc150": 15000}
-_GUESS_PER_TEXT = 0.6
+def main():
+    write_doc(load_cells(), costs=load_costs())
 
 
-def _n_train(dataset, setting):
-    return _FULL[dataset] if setting == "full" else int(setting.split("-")[0]) * _CLASSES[dataset]
-
-
-def grid():
-    """The issue's grid in order of priority: (tier, data set, setting, seed, method)."""
-    from reproduce import ABLATIONS, REQUIRED
-
-    tiers = [("required", [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in REQUIRED]
-              + [("banking77", "full", s, m) for s in range(3) for m in ("vanilla", "hybrid_mean")]),
-             ("ablations", [("banking77", "5-shot", s, m) for s in range(3) for m in ABLATIONS]),
-             # the issue's "one more data set if cheap": one run, without the costly IG-in-the-loss rows
-             ("ablations-hwu64", [("hwu64", "5-shot", s, m) for s in range(3) for m in ABLATIONS
-                                  if m not in ("hybrid_mean_ig", "hybrid_mean_sig")]),
-             ("10-shot", [(d, "10-shot", s, m) for d in DATASET_ORDER for s in range(5) for m in REQUIRED]),
-             ("full, one seed", [(d, "full", 0, m) for d in ("hwu64", "clinc150") for m in ("vanilla", "hybrid_mean")]),
-             ("extra priors", [(d, "5-shot", s, m) for d in DATASET_ORDER for s in range(5)
-                               for m in ("global", "hybrid_mean_global")])]
-    return [(t, *g) for t, cells in tiers for g in cells]
-
-
-def missing(cells, tiers=None):
-    """The grid's cells not yet in ``cells`` (optionally only ``tiers``), in the grid's order."""
-    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
-    return [g for g in grid() if g[1:] not in done and (not tiers or g[0] in tiers)]
-
-
-def plan(cells, budget_min=120):
-    """Print the remaining grid, tier by tier, as runs of at most ``budget_min`` minutes, from measured cell times.
-
-    A cell's estimate is its method's measured seconds per training text (same setting, any data set,
-    else any setting) times its training texts; methods never run use a rough guess. On full data the
-    priors are computed once and shared by the seeds, so only the first seed of a method pays for them.
-    """
-    from reproduce import BETA_GRID, CV, SETTINGS
-
-    by_method = defaultdict(list)
-    for c in cells:
-        by_method[c["method"]].append(c)
-    done = {(c["dataset"], c["setting"], c["seed"], c["method"]) for c in cells}
-    todo = missing(cells)
-
-    def scaled(c, n, epochs, all_priors):
-        # priors scale with the training texts, training with texts x epochs, evaluation not at all; a few-shot
-        # cell pays for the priors its seed has not computed yet (cell time), a first full-data cell for all
-        sec = c["seconds"]
-        priors = sec["priors"] if all_priors else sec["cell"] - sec["train"] - sec["evaluate"]
-        return (priors * n / c["n_train"] + sec["evaluate"]
-                + sec["train"] * n * epochs / (c["n_train"] * c["config"]["classifier"]["epochs"]))
-
-    def estimate(d, st, s, m):
-        n, epochs = _n_train(d, st), SETTINGS[st][1]
-        if st == "full" and m != "vanilla" and ((d, st, 0, m) in done
-                                                or any(k[1:3] == (d, st) and k[4] == m and k[3] < s for k in todo)):
-            m = "vanilla"  # priors shared by the seeds: training only
-        base = m.split("_beta")[0] if m.startswith("hybrid_mean_beta") and not by_method[m] else m
-        refs = [c for c in by_method[base] if c["setting"] == st] or by_method[base]
-        if not refs:
-            return _GUESS_PER_TEXT * n
-        # a beta chosen by CV never run yet: its base's cell plus the search's fits (candidates x folds on 2/3)
-        search = len(BETA_GRID) * CV * 2 / 3 if m == "hybrid_mean_betacv" and base != m else 0
-        return np.median([scaled(c, n, epochs, st == "full")
-                          + search * c["seconds"]["train"] * n * epochs / (c["n_train"] * c["config"]["classifier"]["epochs"])
-                          for c in refs])
-
-    print(f"{len(done)} cells done, {len(todo)} to go in the issue's grid, "
-          f"~{sum(estimate(*g[1:]) for g in todo) / 3600:.1f} h; by tier, in order of priority, in runs of at most "
-          f"{budget_min} min (a longer cell is resumable: its cross-fitted priors are kept in parts):")
-    for tier in dict.fromkeys(g[0] for g in todo):
-        runs, current, used = [], [], 0.0
-        for _, d, st, s, m in (g for g in todo if g[0] == tier):
-            est = estimate(d, st, s, m)
-            if current and used + est > budget_min * 60:
-                runs.append((current, used))
-                current, used = [], 0.0
-            current.append((d, st, s, m))
-            used += est
-        if current:
-            runs.append((current, used))
-        print(f"{tier}: {sum(len(c) for c, _ in runs)} cells, ~{sum(u for _, u in runs) / 3600:.1f} h")
-        for i, (cs, secs) in enumerate(runs, 1):
-            keys = list(dict.fromkeys((d, st) for d, st, _, _ in cs))
-            print(f"  run {i}: {len(cs)} cells, ~{secs / 60:.0f} min: "
-                  + "; ".join(f"{d} {st} seeds {sorted({s for dd, ss, s, _ in cs if (dd, ss) == (d, st)})} "
-                              f"{sorted({m for dd, ss, _, m in cs if (dd, ss) == (d, st)})}" for d, st in keys))
+if __name__ == "__main__":
+    main()

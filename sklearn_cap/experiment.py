@@ -1,10 +1,26 @@
-"""The paper's evaluation as reusable steps: confusable subsets, the method zoo, one scored run.
+"""The paper's evaluation as reusable steps: confusable subsets, a small method zoo, one scored run.
 
-Used by the main job (``python -m sklearn_cap demo``) and by
-``benchmarks/reproduce.py``; usable on one's own data::
+The main job (``python -m sklearn_cap demo``) is built from these steps.
+:func:`evaluate` is also how ``benchmarks/reproduce.py`` scores every cell of
+the results page, and :func:`adversarial_sets` with the method-free keywords
+and partners of :mod:`sklearn_cap.keywords` builds its sets the way the
+page's stored ones were built (``benchmarks/make_adversarial.py``, from the
+full training split). The *methods* differ: the results page's
+are defined in ``benchmarks/registry.py`` (IG and LIME priors from reference
+models cross-fitted over 3 folds, among others), while :func:`make_methods`
+gives the demo's, whose IG and LIME priors explain the fitted vanilla model;
+its ``"cap_hybrid_mean"`` is built as the page's "CAP Hybrid mean, in-sample
+reference" row is, at the library's default precision. On one's own data::
 
-    methods = make_methods(encoder, scorer="embedding")
-    result = run_method("cap_hybrid_mean", methods, X_train, y_train, X_test, y_test, adversarial)
+    from sklearn_cap.keywords import confusable_partners, logodds_keywords
+
+    parts = make_methods(encoder, scorer="embedding")
+    vanilla, _, _ = fit_method("vanilla", parts, X_train, y_train)
+    clf, priors, seconds = fit_method("cap_hybrid_mean", parts, X_train, y_train, vanilla=vanilla)
+    keywords = logodds_keywords(X_train, y_train)
+    adversarial = adversarial_sets(X_test, y_test, keywords, partners=confusable_partners(X_train, y_train))
+    result = evaluate(clf, {"test": (X_test, y_test), **adversarial})
+    result["metrics"]  # accuracy per set, faithfulness per attribution
 """
 
 import time
@@ -13,9 +29,9 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 
-from .adversarial import make_adversarial
+from .adversarial import AdversarialSet, make_adversarial
 from .classifier import ExplanationGuidedClassifier
-from .metrics import class_keywords, faithfulness
+from .metrics import DEFAULT_K, class_keywords, faithfulness
 from .priors import CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion
 from .scorers import EmbeddingScorer, Task
 
@@ -188,7 +204,7 @@ def fit_method(method, parts, X, y, *, vanilla=None):
     return clf, priors, time.perf_counter() - start
 
 
-def adversarial_sets(X_test, y_test, keywords, random_state=0):
+def adversarial_sets(X_test, y_test, keywords, random_state=0, *, partners=None):
     """Keyword-addition and keyword-replacement versions of a test set.
 
     Parameters
@@ -198,52 +214,111 @@ def adversarial_sets(X_test, y_test, keywords, random_state=0):
     y_test : array-like of shape (n_texts,)
         Their gold labels; every label needs an entry in ``keywords``.
     keywords : dict of label -> list of (word, score)
-        Class keywords, e.g. from :func:`sklearn_cap.keywords.logodds_keywords`.
+        Class keywords: :func:`sklearn_cap.keywords.logodds_keywords` of the
+        training texts for keywords that no prior under test chose (as the
+        results page's stored sets), or :func:`keywords_from` training priors.
     random_state : int, RandomState instance or None, default=0
         Seeds where the keywords go (see :func:`~sklearn_cap.adversarial.make_adversarial`).
+    partners : dict of label -> label, default=None
+        Each class's confusable class, e.g. from
+        :func:`sklearn_cap.keywords.confusable_partners`; None: the class whose
+        keywords overlap most.
 
     Returns
     -------
     dict of str -> AdversarialSet
-        ``"addition"`` and ``"replacement"`` sets.
+        ``"adv_addition"`` and ``"adv_replacement"`` sets (the names of the
+        results page's cells).
+
+    Examples
+    --------
+    >>> from sklearn_cap.keywords import confusable_partners, logodds_keywords
+    >>> X = ["my card is late", "card not arrived", "a fee was charged", "why this fee"]
+    >>> y = ["card_arrival", "card_arrival", "fee", "fee"]
+    >>> kw = logodds_keywords(X, y, top_k=2, min_count=1)
+    >>> sets = adversarial_sets(["card still late"], ["card_arrival"], kw, partners=confusable_partners(X, y))
+    >>> sorted(sets), sets["adv_addition"].edits[0].keyword
+    (['adv_addition', 'adv_replacement'], 'fee')
     """
-    return {kind: make_adversarial(X_test, y_test, keywords, kind=kind, random_state=random_state)
+    return {f"adv_{kind}": make_adversarial(X_test, y_test, keywords, kind=kind, partners=partners,
+                                            random_state=random_state)
             for kind in ("addition", "replacement")}
 
 
-def evaluate(clf, X_test, y_test, adversarial, *, explain_steps=16):
-    """Accuracy, adversarial accuracies, comprehensiveness and sufficiency of the model's own IG explanations.
+def evaluate(clf, sets, *, explain=None, attributions=None, k=DEFAULT_K, ig_steps=16, batch_size=16):
+    """Accuracy on each test set and the faithfulness (AOPC) of the model's own explanations.
+
+    The one scoring of a fitted model: the main job's and that of every cell
+    of ``benchmarks/reproduce.py``.
 
     Parameters
     ----------
     clf : ExplanationGuidedClassifier
-        The fitted classifier.
-    X_test : list of str
-        Test texts.
-    y_test : array-like of shape (n_texts,)
-        Their gold labels.
-    adversarial : dict of str -> AdversarialSet
-        Adversarial test sets by kind, from :func:`adversarial_sets`.
-    explain_steps : int, default=16
-        IG steps of the explanations the faithfulness metrics score.
+        The fitted classifier (any fitted classifier with ``predict`` when
+        ``attributions`` is empty).
+    sets : dict of str -> AdversarialSet or (texts, labels)
+        The test sets by name, e.g. ``{"test": (X_test, y_test)}`` and those of
+        :func:`adversarial_sets`.
+    explain : list of str, default=None
+        The texts whose explanations the faithfulness metrics score; None:
+        the texts of the first set.
+    attributions : sequence of {"grad_input", "ig"}, default=None
+        The attributions whose faithfulness is measured; None: the one the
+        model was trained to align (its ``attribution``; exact IG for
+        stochastic IG), then IG. Metrics are named after them (an
+        attribution object after its ``name``, else its class).
+    k : tuple of float, default=DEFAULT_K
+        Fractions of the top-attributed words the AOPC metrics remove or keep.
+    ig_steps : int, default=16
+        IG steps of the explanations.
+    batch_size : int, default=16
+        Texts per explanation pass.
 
     Returns
     -------
     dict
-        ``"accuracy"``, ``"adv_<kind>"`` per adversarial set (NaN for an
-        empty one), ``"comprehensiveness"``, ``"sufficiency"``, and
-        ``"explanations"``: the explanations of ``X_test`` for the predicted
-        classes (a WordAttributions).
+        ``"metrics"``: each set's accuracy by its name (NaN for an empty
+        set), then ``"comprehensiveness_<attribution>"`` and
+        ``"sufficiency_<attribution>"``; ``"correct"``: each set's per-text
+        correctness (bool arrays); ``"explanations"``: the WordAttributions of
+        ``explain`` for the predicted classes, by attribution.
     """
-    out = {"accuracy": float(clf.score(X_test, y_test))}
-    for kind, adv in adversarial.items():
-        out[f"adv_{kind}"] = float(clf.score(adv.texts, adv.labels)) if len(adv) else float("nan")
-    ex = clf.explain(X_test, method="ig", n_steps=explain_steps)
-    out.update({k: v for k, v in faithfulness(clf, ex).items() if k != "per_k"})
-    out["explanations"] = ex
-    return out
+    sets = {name: (s.texts, s.labels) if isinstance(s, AdversarialSet) else s for name, s in sets.items()}
+    metrics, correct, explanations = {}, {}, {}
+    for name, (texts, labels) in sets.items():
+        correct[name] = np.asarray(clf.predict(texts)) == np.asarray(labels) if len(texts) else np.zeros(0, bool)
+        metrics[name] = float(correct[name].mean()) if len(texts) else float("nan")
+    if attributions is None:
+        # explain() reads a model trained with stochastic IG with exact IG
+        trained = "ig" if clf.attribution == "ig_stochastic" else clf.attribution
+        attributions = list(dict.fromkeys([trained, "ig"]))
+    if explain is None:
+        explain = list(next(iter(sets.values()))[0])
+    for method in attributions:
+        name = method if isinstance(method, str) else getattr(method, "name", type(method).__name__)
+        ex = clf.explain(explain, method=method, n_steps=ig_steps, batch_size=batch_size)
+        f = faithfulness(clf, ex, k=tuple(k))
+        metrics[f"comprehensiveness_{name}"] = f["comprehensiveness"]
+        metrics[f"sufficiency_{name}"] = f["sufficiency"]
+        explanations[name] = ex
+    return {"metrics": metrics, "correct": correct, "explanations": explanations}
 
 
 def keywords_from(priors, labels, top_k=10):
-    """Class keywords (for the adversarial sets) from training priors."""
+    """Class keywords from training priors (the keyword overlap of a prior; see :func:`adversarial_sets`).
+
+    Parameters
+    ----------
+    priors : WordAttributions
+        Training priors, one row per text.
+    labels : array-like of shape (n_texts,)
+        The label of each text.
+    top_k : int, default=10
+        Keywords per class.
+
+    Returns
+    -------
+    dict of label -> list of (word, score)
+        See :func:`sklearn_cap.metrics.class_keywords`.
+    """
     return class_keywords(priors, labels, top_k=top_k)

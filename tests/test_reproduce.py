@@ -7,6 +7,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import registry  # noqa: E402
 import reproduce  # noqa: E402
 
 from sklearn_cap import ExplanationGuidedClassifier, IGPriorTransformer, LIMEPriorTransformer  # noqa: E402
@@ -110,3 +111,42 @@ def test_cells_record_the_cpu_their_seconds_were_measured_on(monkeypatch, tmp_pa
     assert reproduce.machine()["bf16_matmul"] == "none"
     cpuinfo.unlink()  # no /proc/cpuinfo (macOS, Windows): no CPU fields, nothing raised
     assert "cpu" not in reproduce.machine()
+
+
+def _sets():
+    return {"adv_addition": (X[:6], Y[:6]), "hand_addition": ([], Y[:0])}
+
+
+def test_a_cell_of_a_registered_prior_method(tmp_path, tiny_encoder):
+    s = _seed(tmp_path, tiny_encoder, 0)
+    cell = reproduce.run_cell("ig", s, (X, Y, X, Y), _sets(), np.arange(4), {})
+    # the page's columns, in the page's order, and the per-text correctness of each set
+    assert list(cell["metrics"]) == ["test", "adv_addition", "hand_addition", "comprehensiveness_grad_input",
+                                     "sufficiency_grad_input", "comprehensiveness_ig", "sufficiency_ig"]
+    assert cell["set_sizes"] == {"adv_addition": 6, "hand_addition": 0} and np.isnan(cell["metrics"]["hand_addition"])
+    bits = registry.unpack(cell["correct"]["test"], len(X))
+    assert bits.mean() == cell["metrics"]["test"]
+    # the cross-fitted prior's seconds include its reference models, counted once
+    assert cell["seconds"]["priors"] >= s.refs_seconds() > 0
+    assert cell["config"]["classifier"]["beta"] == 1.0 and cell["config"]["ig_prior"]["cv"] == reproduce.CV
+
+
+def test_a_new_row_is_one_registry_entry(tmp_path, tiny_encoder, monkeypatch):
+    """An anchor that is not explanation-guided: one Method with its own estimator, run and named like any row."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    def tfidf_lr(seed, params):
+        return make_pipeline(TfidfVectorizer(), LogisticRegression(**params))
+
+    row = registry.Method("tfidf_lr", "TF-IDF + logistic regression", "extra", classifier={"C": 10.0},
+                          recipe="anchors", estimator=tfidf_lr, attributions=())
+    monkeypatch.setitem(registry.METHODS, row.name, row)
+    s = _seed(tmp_path, tiny_encoder, 0)
+    cell = reproduce.run_cell("tfidf_lr", s, (X, Y, X, Y), _sets(), np.arange(4), {})
+    expected = tfidf_lr(s, {"C": 10.0}).fit(X, Y).score(X, Y)
+    assert cell["metrics"]["test"] == expected and list(cell["metrics"]) == ["test", "adv_addition", "hand_addition"]
+    assert cell["config"]["classifier"]["C"] == 10.0 and cell["seconds"]["priors"] == 0.0
+    assert registry.name_of("tfidf_lr") == "TF-IDF + logistic regression"
+    assert registry.method_of("tfidf_lr").recipe == "anchors" != registry.method_of("vanilla").recipe

@@ -8,7 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from results_doc import brief_lines, cost_seconds, grid, paired, plan, t_interval, verdict, write_doc  # noqa: E402
+from registry import grid, plan  # noqa: E402
+from results_doc import brief_lines, cost_seconds, paired, t_interval, verdict, write_doc  # noqa: E402
 
 
 def _cell(method, seed, acc, **cfg):
@@ -100,7 +101,7 @@ def test_brief_shows_a_seed_range_while_a_tier_is_being_run():
 
 
 def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
-    from reproduce import REQUIRED
+    from registry import REQUIRED
 
     tiers = [g[0] for g in grid()]
     assert tiers.index("ablations") == sum(t == "required" for t in tiers)  # the issue's grid comes first
@@ -114,7 +115,7 @@ def test_plan_puts_the_required_grid_first_and_skips_done_cells(capsys):
 
 
 def test_next_runs_one_seed_of_the_first_unfinished_tier():
-    from reproduce import REQUIRED, next_group
+    from registry import REQUIRED, next_group
 
     cells = [_cell(m, 0, 0.8) for m in REQUIRED[:3]]
     assert next_group(cells) == ("banking77", "5-shot", 0, REQUIRED[3:])  # the extra priors' tier waits
