@@ -16,25 +16,78 @@ priors
 """
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 DEFAULT_SEED_LABEL = {"banking77": "card_arrival"}
 
 
-def _int_at_least(low):
+def _at_least(low, kind):
+    """An argparse type: a number of ``kind`` (int or float), finite and >= ``low``."""
+    what = "an integer" if kind is int else "a finite number"
+
     def parse(value):
         try:
-            v = int(value)
+            v = kind(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {v}")
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+        if not low <= v < float("inf"):  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"must be {what} >= {low}, got {value}")
         return v
 
     return parse
+
+
+def _int_at_least(low):
+    return _at_least(low, int)
+
+
+def _float_at_least(low):
+    return _at_least(low, float)
+
+
+# The data each command reads: checked (and downloaded if missing) before any work starts.
+_COMMAND_DATA = {"demo": lambda a: [(a.dataset, "train"), (a.dataset, "test")],
+                 "priors": lambda a: [("banking77", "test")]}
+
+
+def _check_args(args):
+    """User errors found before any work, as one line each (a string), or None."""
+    from .cache import get_cache_dir
+    from .datasets import get_data_home
+
+    cache = get_cache_dir(args.cache_dir)
+    if cache.exists() and not cache.is_dir():
+        return f"--cache-dir {cache} is a file, not a folder: give a folder (it is created if missing)."
+    existing = next(q for q in [cache, *cache.parents] if q.exists())
+    if not existing.is_dir():
+        return f"--cache-dir {cache} cannot be created: {existing} is a file, not a folder."
+    if not os.access(existing, os.W_OK):
+        return f"--cache-dir {cache} cannot be written: {existing} is not writable. Give a writable folder."
+    report = getattr(args, "report", None)
+    if report is not None:
+        out = Path(report).expanduser()
+        if out.is_dir():
+            return f"--report {out} is a folder: give the path of the HTML file to write, e.g. {out / 'report.html'}."
+        folder = out.absolute().parent
+        if not folder.is_dir():
+            return f"--report {out}: the folder {folder} does not exist. Create it, or write the report elsewhere."
+        if not os.access(folder, os.W_OK):
+            return f"--report {out}: the folder {folder} is not writable. Write the report elsewhere."
+    home = get_data_home(args.data_home)
+    if home.exists() and not home.is_dir():
+        return f"--data-home {home} is a file, not a folder: give the folder that holds banking77/, clinc150/, hwu64/."
+    for name, split in _COMMAND_DATA[args.command](args):
+        if not (home / name / f"{split}.csv").exists():
+            try:
+                _load(name, split, args.data_home)  # downloads it where it can, now rather than mid-run
+            except OSError as exc:
+                return " ".join(str(exc).split())
+    return None
 
 
 def _priors(args):
@@ -212,7 +265,8 @@ def main(argv=None):
     d.add_argument("--scorer", choices=["embedding", "llm"], default="embedding")
     d.add_argument("--n-samples", type=_int_at_least(8), default=100)
     d.add_argument("--epochs", type=_int_at_least(1), default=15)
-    d.add_argument("--beta", type=float, default=1.0)
+    d.add_argument("--beta", type=_float_at_least(0), default=1.0,
+                   help="weight of the attribution loss (a number >= 0)")
     d.add_argument("--seed", type=_int_at_least(0), default=0)
     d.add_argument("--show", type=_int_at_least(0), default=25, help="test texts shown in the report")
     d.add_argument("--report", default="sklearn_cap_report.html")
@@ -230,6 +284,9 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_priors)
     args = parser.parse_args(argv)
+    problem = _check_args(args)
+    if problem:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {problem}\n")
     args.func(args)
     return 0
 

@@ -85,6 +85,11 @@ def claim_owner():
 
     The host and PID let another process on the same host see that the
     owner died (:func:`owner_is_dead`) and take its claims over at once.
+
+    Returns
+    -------
+    str
+        A new owner name.
     """
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(8).hex()}"
 
@@ -96,6 +101,16 @@ def owner_is_dead(owner):
     Windows (where probing a PID means opening the process). A PID taken
     over by a new process reads as alive; the claim then expires with its
     ``claim_ttl``.
+
+    Parameters
+    ----------
+    owner : str
+        An owner name, as stored with a claim.
+
+    Returns
+    -------
+    bool
+        True only for an owner of this host whose process is gone (or a zombie).
 
     Examples
     --------

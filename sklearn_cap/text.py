@@ -7,20 +7,73 @@ by internal apostrophes or hyphens (``"isn't"``, ``"top-up"``); combining marks
 belong to the word they follow, in any script and in decomposed (NFD) text.
 Punctuation stays in the text but is never a word, so it carries no
 attribution.
+
+Scripts written without spaces:
+
+- Chinese and Japanese: every Han, Hiragana and Katakana character is a word
+  of its own (``"我的卡"`` is three words), with the marks that extend it
+  (the prolonged-sound mark ``ー``, voicing marks). No dictionary is needed,
+  and a prior then says which characters matter.
+- Thai, Lao, Khmer and Myanmar: the library has no way to find their word
+  boundaries, so a run of such text is one word and its prior covers it
+  whole; :func:`segment` warns once per process
+  (:class:`UnsegmentedTextWarning`). Segment such texts yourself first:
+  :func:`presegment` puts a zero-width space (U+200B, invisible) between the
+  words a segmenter of your choice finds (``pythainlp.word_tokenize``...),
+  and texts holding one are not warned about.
 """
 
 import html
 import numbers
+import warnings
 
 import numpy as np
 import regex
 
-__all__ = ["WORD_PATTERN", "segment", "masked_text", "WordAttributions"]
+__all__ = ["WORD_PATTERN", "segment", "presegment", "masked_text", "WordAttributions", "UnsegmentedTextWarning",
+           "ZERO_WIDTH_SPACE"]
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+# Characters that are words on their own: Han, Hiragana and Katakana (by script extension, so the marks
+# shared by both kana scripts count too).
+_CJK = r"\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}"
+# Marks that lengthen or voice the kana before them (full- and half-width): part of that character's word.
+_CJK_TAIL = r"\p{M}\u30fc\uff70\uff9e\uff9f"
+_OTHER = rf"[[\w\p{{M}}]--[{_CJK}]]"
 
 # Word characters *and* combining marks (\p{M}): without the marks, Devanagari
 # words split at every vowel sign and a decomposed (NFD) "café" splits before
 # its accent. Texts are not normalised: spans index the text as given.
-WORD_PATTERN = regex.compile(r"[\w\p{M}]+(?:['\u2019\-][\w\p{M}]+)*")
+WORD_PATTERN = regex.compile(
+    rf"(?V1)[[\w]&&[{_CJK}]--[{_CJK_TAIL}]][{_CJK_TAIL}]*"
+    rf"|{_OTHER}+(?:['\u2019\-]{_OTHER}+)*"
+)
+_UNSEGMENTED = regex.compile(r"[\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]")
+_SCRIPT_NAMES = ("Thai", "Lao", "Khmer", "Myanmar")
+_warned = set()
+
+
+class UnsegmentedTextWarning(UserWarning):
+    """A text in a script without spaces between words (Thai, Lao, Khmer, Myanmar) was segmented as a whole."""
+
+
+def _warn_unsegmented(words):
+    for word in words:
+        if _UNSEGMENTED.search(word):
+            script = next(n for n in _SCRIPT_NAMES if regex.search(rf"\p{{{n}}}", word))
+            if script in _warned:
+                return
+            _warned.add(script)
+            warnings.warn(
+                f"{script} text is written without spaces between words, and sklearn_cap cannot find its word "
+                f"boundaries: {word[:20]!r}... is one word, so its prior (and explanation) covers it whole. "
+                "Segment such texts first with a word segmenter of your choice: "
+                "sklearn_cap.text.presegment(texts, segmenter) puts an invisible zero-width space between the "
+                "words it finds. This warning is shown once per script and process.",
+                UnsegmentedTextWarning, stacklevel=3,
+            )
+            return
 
 
 def segment(text):
@@ -37,13 +90,73 @@ def segment(text):
     spans : list of (int, int)
         ``text[start:end] == word`` for every word.
 
+    Notes
+    -----
+    Each Han, Hiragana or Katakana character is a word. A run of Thai, Lao,
+    Khmer or Myanmar text is one word (with a warning, once per script and
+    process, unless the text holds a zero-width space: see :func:`presegment`).
+
     Examples
     --------
     >>> segment("Where's my card?")
     (["Where's", 'my', 'card'], [(0, 7), (8, 10), (11, 15)])
+    >>> segment("我的卡 card")[0]
+    ['我', '的', '卡', 'card']
     """
     matches = list(WORD_PATTERN.finditer(text))
-    return [m.group() for m in matches], [m.span() for m in matches]
+    words = [m.group() for m in matches]
+    if ZERO_WIDTH_SPACE not in text and _UNSEGMENTED.search(text):
+        _warn_unsegmented(words)
+    return words, [m.span() for m in matches]
+
+
+def presegment(texts, segmenter, *, sep=ZERO_WIDTH_SPACE):
+    """Texts with ``sep`` put between the words a segmenter finds: the way to bring your own segmenter.
+
+    For scripts without spaces between words (Thai, Lao, Khmer, Myanmar),
+    where :func:`segment` cannot find words. ``sep`` defaults to the
+    zero-width space U+200B: invisible, not a word character, so
+    :func:`segment` splits there, and BERT-style tokenizers drop it. Use the
+    returned texts everywhere (fit, predict, explain).
+
+    Parameters
+    ----------
+    texts : list of str
+        The texts.
+    segmenter : callable
+        ``segmenter(text) -> list of str``, the words (and spaces or
+        punctuation, which are kept) of one text in order, concatenating to
+        the text (``pythainlp.word_tokenize`` does).
+    sep : str, default="\u200b"
+        Put between two consecutive pieces where neither side is
+        whitespace already; ``" "`` gives visible spaces.
+
+    Returns
+    -------
+    list of str
+        The segmented texts.
+
+    Examples
+    --------
+    >>> out = presegment(["บัตรหาย"], lambda t: ["บัตร", "หาย"])
+    >>> segment(out[0])[0]
+    ['บัตร', 'หาย']
+    """
+    out = []
+    for text in texts:
+        pieces = list(segmenter(text))
+        if "".join(pieces) != text:
+            raise ValueError(
+                f"segmenter split {text[:30]!r} into pieces that do not join back to the text ({pieces[:5]}...). "
+                "It must return the text's pieces in order, every character kept."
+            )
+        joined = []
+        for piece in filter(None, pieces):
+            if joined and not joined[-1][-1].isspace() and not piece[0].isspace():
+                joined.append(sep)
+            joined.append(piece)
+        out.append("".join(joined))
+    return out
 
 
 def masked_text(text, spans, keep):
@@ -67,6 +180,29 @@ def masked_text(text, spans, keep):
     return " ".join("".join(pieces).split())
 
 
+def _as_matrix(values, words):
+    """Word scores as a float matrix; a ragged list of per-text scores is checked against the words and padded."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return values.astype(float, copy=False)
+    rows = list(values)
+    lengths = {np.ndim(r) == 1 and len(r) for r in rows}
+    if len(lengths) <= 1:
+        return np.asarray(rows, dtype=float)
+    if len(rows) != len(words):
+        raise ValueError(f"values must have one row per text: got {len(rows)} rows for {len(words)} texts.")
+    width = max((len(w) for w in words), default=0)
+    out = np.full((len(rows), width), np.nan)
+    for i, (row, ws) in enumerate(zip(rows, words)):
+        if np.ndim(row) != 1 or len(row) != len(ws):
+            raise ValueError(
+                f"Row {i} of the word scores has {np.size(row)} values but text {i} has {len(ws)} words "
+                f"({ws[:6]}...). Give one score per word of sklearn_cap.segment(text), or a rectangular "
+                "matrix padded with NaN."
+            )
+        out[i, : len(ws)] = np.asarray(row, dtype=float)
+    return out
+
+
 class WordAttributions:
     """Texts, their words and one score per word: priors or explanations.
 
@@ -79,11 +215,13 @@ class WordAttributions:
     ----------
     texts : list of str
         The texts, in order.
-    values : array-like of shape (n_texts, n_positions), default=None
+    values : array-like of shape (n_texts, n_positions), or list of lists, default=None
         Word scores by word position. ``None`` means no scores (all NaN):
         what a prior transformer returns for unlabelled texts. Narrower
         matrices are padded with NaN; columns past a text's last word are
-        set to NaN.
+        set to NaN. A ragged list holds one list per text with exactly one
+        score per word of :func:`segment` (a length that differs raises,
+        naming the text).
     targets : array-like of shape (n_texts,), default=None
         The label each row's scores are about (set by ``explain``).
     _segments : internal, default=None
@@ -115,7 +253,7 @@ class WordAttributions:
         width = max((len(w) for w in self.words), default=0)
         out = np.full((len(self.texts), width), np.nan)
         if values is not None:
-            values = np.asarray(values, dtype=float)
+            values = _as_matrix(values, self.words)
             if values.ndim != 2 or values.shape[0] != len(self.texts):
                 raise ValueError(
                     f"values must have one row per text: got shape {values.shape} "

@@ -7,6 +7,8 @@ is checked here, once, with messages that say what to do.
 """
 
 import numbers
+import re
+from collections.abc import Mapping, MappingView, Set
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
@@ -25,6 +27,29 @@ __all__ = [
 # Every estimator accepts the same seeds: an int, None, a RandomState or a Generator.
 RANDOM_STATE = [Interval(numbers.Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState,
                 np.random.Generator, None]
+
+# Half of a UTF-16 surrogate pair alone: valid in a Python str, but not Unicode text that UTF-8 (and so
+# every tokenizer) can encode. It comes from decoding bytes with errors="surrogateescape" or from a
+# string cut between the two halves of a pair.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_unordered(X, name):
+    """Sets and mappings have no order that pairs their items with labels: refuse them."""
+    if isinstance(X, (Set, Mapping, MappingView)):
+        kind = type(X).__name__
+        raise TypeError(
+            f"{name} is a {kind}, which has no fixed order: its items would pair with the labels in hash "
+            f"order. Pass a list (or array or Series) in the same order as the labels, e.g. {name}=list(...) "
+            "built from the same rows as y."
+        )
+
+
+def _missing(v):
+    """None, NaN, pd.NA or pd.NaT (without importing pandas)."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(v, (float, np.floating)) and v != v
 
 
 def seed_from(random_state):
@@ -54,9 +79,11 @@ def check_texts(X, *, allow_empty=True, allow_no_texts=False, name="X"):
     """Validate a collection of texts and return it as a list of str.
 
     Raises early, with a message that says what to do, for a bare string (a
-    common slip for a list of one text), ``None`` or non-string entries, an
-    empty collection (unless ``allow_no_texts``) and, unless ``allow_empty``,
-    texts with no word at all.
+    common slip for a list of one text), a set or dict (no order to pair
+    texts with labels), ``None`` or non-string entries, texts holding a lone
+    UTF-16 surrogate (not encodable text), an empty collection (unless
+    ``allow_no_texts``) and, unless ``allow_empty``, texts with no word at
+    all.
 
     Examples
     --------
@@ -69,6 +96,7 @@ def check_texts(X, *, allow_empty=True, allow_no_texts=False, name="X"):
         X = X.texts
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a list of texts, got a single string. Wrap it in a list: [{X[:30]!r}...].")
+    _refuse_unordered(X, name)
     if hasattr(X, "ndim") and getattr(X, "ndim") == 2:
         if X.shape[1] != 1:
             raise ValueError(f"{name} must be one text per row; got an array of shape {X.shape}.")
@@ -87,6 +115,15 @@ def check_texts(X, *, allow_empty=True, allow_no_texts=False, name="X"):
                 f"{name}[{i}] is {t!r} ({type(t).__name__}); every entry must be a str. "
                 "Drop or fill missing texts before fitting."
             )
+        bad = _SURROGATE.search(t)
+        if bad:
+            raise ValueError(
+                f"{name}[{i}] holds a lone surrogate {bad.group()!r} at character {bad.start()} "
+                f"({t[max(0, bad.start() - 20) : bad.start() + 5]!r}): not Unicode text, so no tokenizer can "
+                "read it. It comes from bytes decoded with errors='surrogateescape' or a string cut inside a "
+                "UTF-16 pair. Decode the source as UTF-8, or clean the text, e.g. "
+                "t.encode('utf-8', 'replace').decode('utf-8')."
+            )
         if not allow_empty and not WORD_PATTERN.search(t):
             raise ValueError(
                 f"{name}[{i}] = {t!r} has no word (empty, whitespace or punctuation only). "
@@ -99,11 +136,22 @@ def check_labels(y, n_texts, *, owner=None):
     """``y`` as a 1-D array with one label per text.
 
     ``owner`` names the estimator in the message when ``y`` is missing (a prior
-    explains each text's gold label, so it cannot do without one).
+    explains each text's gold label, so it cannot do without one). Refused,
+    with what to do: a set or dict, missing labels (None, NaN, ``pd.NA``),
+    and labels of mixed types (``["a", 1]``), which NumPy would silently turn
+    into strings (``1`` becoming ``"1"``).
+
+    Examples
+    --------
+    >>> check_labels(["a", "b"], 2)
+    array(['a', 'b'], dtype='<U1')
     """
     if y is None:
         who = f"{owner} needs" if owner else "This estimator needs"
         raise ValueError(f"{who} the labels y: priors are computed for each text's gold label.")
+    _refuse_unordered(y, "y")
+    if not (isinstance(y, np.ndarray) and y.dtype != object):
+        _check_label_values(y, "y")
     y = np.asarray(y)
     if y.ndim != 1:
         raise ValueError(f"y must be one label per text (1-D), got shape {y.shape}.")
@@ -111,9 +159,31 @@ def check_labels(y, n_texts, *, owner=None):
         raise ValueError(f"X and y have different lengths: {n_texts} texts and {len(y)} labels.")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinite labels; drop those rows first.")
-    if y.dtype == object and any(v is None for v in y.tolist()):
-        raise ValueError("y contains None labels; drop those rows first.")
     return y
+
+
+def _check_label_values(y, name):
+    """No missing labels and one kind of label (strings or numbers), before NumPy coerces them."""
+    values = y.tolist() if hasattr(y, "tolist") else list(y)
+    if values and isinstance(values[0], list):  # a 2-D input: the shape check names it
+        return
+    missing = [i for i, v in enumerate(values) if _missing(v)]
+    if missing:
+        raise ValueError(
+            f"{name} has {len(missing)} missing labels (None, NaN or pd.NA), first at row {missing[0]}. "
+            "Drop those rows from X and y first (for a DataFrame: df.dropna(subset=[label_column]))."
+        )
+    kinds = {}
+    for v in values:
+        kind = "str" if isinstance(v, (str, np.str_)) else "number" if isinstance(v, numbers.Number) else \
+            type(v).__name__
+        kinds.setdefault(kind, v)
+    if len(kinds) > 1:
+        shown = ", ".join(f"{v!r} ({k})" for k, v in kinds.items())
+        raise TypeError(
+            f"{name} mixes label types: {shown}. They would be turned into strings without a word, so 1 "
+            "and '1' would merge. Give every label one type, e.g. y = [str(v) for v in y]."
+        )
 
 
 def check_known_labels(y, classes, *, what="fit"):
@@ -130,8 +200,10 @@ def check_known_labels(y, classes, *, what="fit"):
 
 
 def check_label_space(labels):
-    """The label space as an array: no duplicates, at least two labels."""
-    classes = np.asarray(list(labels))
+    """The label space as an array: no duplicates, at least two labels, one type, none missing."""
+    labels = list(labels)
+    _check_label_values(labels, "labels")
+    classes = np.asarray(labels)
     if len(np.unique(classes)) != len(classes):
         raise ValueError("labels contains duplicates; each label must appear once.")
     check_min_classes(classes)

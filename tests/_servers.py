@@ -10,21 +10,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def serve(handler_fn):
     """Run ``handler_fn(method, path, body) -> (status, bytes, delay_s[, trickle_s])`` on 127.0.0.1.
 
-    With ``trickle_s``, the body is sent one byte at a time, ``trickle_s`` apart.
+    With ``trickle_s``, the body is sent one byte at a time, ``trickle_s`` apart. A handler with a
+    fourth parameter also gets the request headers (a dict); a dict last in its answer adds response headers.
     """
+    import inspect
     import time
+
+    wants_headers = len(inspect.signature(handler_fn).parameters) == 4
 
     class Handler(BaseHTTPRequestHandler):
         def _handle(self, method):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload, delay, *rest = handler_fn(method, self.path, body)
+            args = (method, self.path, body, dict(self.headers)) if wants_headers else (method, self.path, body)
+            status, payload, delay, *rest = handler_fn(*args)
+            extra = rest.pop() if rest and isinstance(rest[-1], dict) else {}
             trickle = rest[0] if rest else 0
             if delay:
                 time.sleep(delay)
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(payload)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if not trickle:
                     self.wfile.write(payload)

@@ -56,6 +56,7 @@ class IGPriorTransformer(ReferencePrior):
     >>> priors = ig.fit_transform(X_train, y_train)  # doctest: +SKIP
     """
 
+    _reference_methods = ("explain",)
     _parameter_constraints = {
         **ReferencePrior._parameter_constraints,
         "n_steps": [Interval(Integral, 1, None, closed="left")],

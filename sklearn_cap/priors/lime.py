@@ -148,6 +148,7 @@ class LIMEPriorTransformer(ReferencePrior):
     >>> priors = lime.fit_transform(X_train, y_train)  # doctest: +SKIP
     """
 
+    _reference_methods = ("class_index",)
     _parameter_constraints = {
         **ReferencePrior._parameter_constraints,
         "num_samples": [Interval(Integral, 10, None, closed="left")],

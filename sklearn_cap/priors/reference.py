@@ -31,7 +31,7 @@ import joblib
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import check_cv
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from ..progress import PROGRESS_BAR
@@ -46,8 +46,26 @@ class ReferencePrior(BasePrior):
     """Base of priors computed from a reference classifier's explanations.
 
     Subclasses set ``estimator``, ``prefit`` and ``cv`` in ``__init__`` and
-    implement :meth:`explain_with`.
+    implement :meth:`explain_with`; ``_reference_methods`` names what they
+    call on the reference besides ``fit`` and ``predict_proba``, checked
+    with the parameters so that another kind of classifier (a TF-IDF
+    pipeline) is refused before any training.
     """
+
+    _reference_methods = ()
+
+    def _validate_params(self):
+        est = self.estimator
+        needed = ("fit", "predict_proba", *self._reference_methods)
+        missing = [m for m in needed if not callable(getattr(est, m, None))] if est is not None else []
+        if missing:
+            raise InvalidParameterError(
+                f"The estimator of {type(self).__name__} must be this library's ExplanationGuidedClassifier "
+                f"(beta=0), prefit or not: the prior calls its {', '.join(m + '()' for m in missing)}, which "
+                f"the given {type(est).__name__} does not have. Pass ExplanationGuidedClassifier(model, beta=0), "
+                "or estimator=None for the default."
+            )
+        super()._validate_params()
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict_proba"]), None],

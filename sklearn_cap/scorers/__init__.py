@@ -16,7 +16,7 @@ from ..loading import check_model_source
 from .base import DEFAULT_INSTRUCTION, BaseScorer, Task, humanize_label
 from .causal_lm import CausalLMScorer
 from .embedding import EmbeddingScorer
-from .openai import OpenAIScorer, ScoringServerError
+from .openai import OpenAIScorer, ScoringServerError, Secret
 
 __all__ = [
     "BaseScorer",
@@ -25,6 +25,7 @@ __all__ = [
     "EmbeddingScorer",
     "OpenAIScorer",
     "ScoringServerError",
+    "Secret",
     "Task",
     "humanize_label",
     "build_scorer",

@@ -8,6 +8,7 @@ Scorers are scikit-learn estimators only in the sense that ``get_params``,
 a prior transformer's parameters (``priors__cap__scorer__batch_size``).
 """
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -48,6 +49,27 @@ def humanize_label(label):
     return re.sub(r"[_\-\s]+", " ", text).strip().lower()
 
 
+def _check_description_keys(descriptions, labels):
+    """Every key of ``label_descriptions`` is a label: a misspelt one would be ignored without a word."""
+    labels = list(labels)
+    known = set(labels)
+    unknown = [k for k in descriptions if k not in known]
+    if not unknown:
+        return
+    names = [str(lab) for lab in labels]
+    hints = []
+    for key in unknown[:5]:
+        close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.6)
+        hints.append(f"{key!r} (did you mean {' or '.join(map(repr, close))}?)" if close else repr(key))
+    many = len(unknown) > 1
+    raise ValueError(
+        f"label_descriptions has {len(unknown)} {'keys that are' if many else 'key that is'} not a label of "
+        f"the label space: {', '.join(hints)}. Its keys must be raw labels as they appear in y "
+        f"or labels= (for example {names[0]!r}): fix or remove the others, or, for labels that this y lacks, "
+        "pass the full label space as labels=."
+    )
+
+
 @dataclass(frozen=True)
 class Task:
     """The part of the prompt shared by every query of a data set.
@@ -79,7 +101,8 @@ class Task:
             names are written as a ``- name`` list.
         descriptions : dict, default=None
             Raw label -> the words the model sees for it; other labels go
-            through :func:`humanize_label`.
+            through :func:`humanize_label`. A key that is not a label (a
+            misspelling) raises a ``ValueError`` naming the close matches.
 
         Returns
         -------
@@ -92,6 +115,7 @@ class Task:
                 f"where the label space is written; got {template!r}."
             )
         descriptions = descriptions or {}
+        _check_description_keys(descriptions, labels)
         names = tuple(str(descriptions.get(lab, humanize_label(lab))) for lab in labels)
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})

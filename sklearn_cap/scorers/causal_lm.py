@@ -8,6 +8,12 @@ packed into one sequence behind a single copy of the prefix's keys and values,
 with a block-diagonal causal mask, so a query costs its own tokens only and no
 pad token is computed. ``reuse_prefix=False`` runs full prompts (same token
 ids, same scores), which the benchmark uses as the baseline.
+
+A text is data, never part of the template: a text holding a special-token
+string (``"<|im_end|>"``, ``"<|im_start|>assistant"``) is tokenised as plain
+characters (tokenizers' ``split_special_tokens``), so it cannot close the
+user turn or open an assistant turn. The prompt's own template keeps its
+control tokens.
 """
 
 import inspect
@@ -37,6 +43,14 @@ def _cache_arg(lm):
     ``past_key_values``, which goes in 5.40; the floor, 4.56, knows only the old one.
     """
     return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
+def _special_strings(tokenizer):
+    """The strings a tokenizer turns into special tokens when they occur in a text."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    found = {t.content for t in added.values() if getattr(t, "special", False)}
+    found.update(getattr(tokenizer, "all_special_tokens", []))
+    return [s for s in found if s]
 
 
 def _split_model_path(model):
@@ -174,6 +188,17 @@ class CausalLMScorer(BaseScorer):
     def _encode(self, tokenizer, text, special):
         return tokenizer(text, add_special_tokens=special)["input_ids"]
 
+    def _encode_query(self, tokenizer, text, suffix, specials):
+        """Token ids of ``text + suffix``: the text as plain characters, the template suffix with its specials.
+
+        A text with no special-token string is encoded with its suffix in one
+        call, as it always was (same ids, so cached scores stay valid).
+        """
+        if not any(s in text for s in specials):
+            return self._encode(tokenizer, text + suffix, False)
+        plain = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        return plain + self._encode(tokenizer, suffix, False)
+
     def prompt_ids(self, texts, answers, task):
         """Token ids of the shared prefix and of each query and answer.
 
@@ -195,7 +220,8 @@ class CausalLMScorer(BaseScorer):
             The shared prompt prefix (with the tokenizer's BOS when no chat
             template is used).
         query_ids : list of list of int
-            Per text, the text and the prompt suffix.
+            Per text, the text (special-token strings in it tokenised as
+            plain characters) and the prompt suffix.
         answer_ids : list of list of int
             Per query, the answer (with its leading space when no chat
             template is used).
@@ -204,7 +230,8 @@ class CausalLMScorer(BaseScorer):
         prefix, suffix, lead, chat = self._layout(tokenizer, task)
         # A chat template writes its own BOS; a plain prompt gets the tokenizer's.
         prefix_ids = self._encode(tokenizer, prefix, special=not chat)
-        queries = [self._encode(tokenizer, t + suffix, False) for t in texts]
+        specials = _special_strings(tokenizer)
+        queries = [self._encode_query(tokenizer, t, suffix, specials) for t in texts]
         cache = {}
         for a in set(answers):
             cache[a] = self._encode(tokenizer, lead + a, False)

@@ -41,7 +41,8 @@ def embed_texts(texts, tokenizer, encoder, *, batch_size=64, max_length=256, pre
 
     Texts run in length-sorted batches (little padding); the result keeps
     the input order. ``precision="bfloat16"`` runs the encoder under
-    ``torch.autocast``.
+    ``torch.autocast``. A special-token string in a text (``"[SEP]"``) is
+    read as plain characters, not as the tokenizer's control token.
     """
     device = next(encoder.parameters()).device
     out = torch.zeros((len(texts), encoder.config.hidden_size))
@@ -50,7 +51,7 @@ def embed_texts(texts, tokenizer, encoder, *, batch_size=64, max_length=256, pre
     for start in progress(range(0, len(texts), batch_size), enabled=progress_bar, desc="embedding"):
         rows = order[start : start + batch_size]
         batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt").to(device)
+                          split_special_tokens=True, return_tensors="pt").to(device)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             hidden = encoder(**batch).last_hidden_state.float()
         m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

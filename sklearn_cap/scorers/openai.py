@@ -13,12 +13,20 @@ timeouts and connection errors are retried with exponential back-off, other
 trickles bytes is cut off at the deadline, not at each quiet read), and every
 error names the URL. An answer that is not the JSON object the API defines,
 or log-probabilities that are not finite numbers, raise
-:class:`ScoringServerError` before anything reaches the score cache.
+:class:`ScoringServerError` before anything reaches the score cache. Redirects
+are not followed (a POST would be re-sent, with its key, to another host):
+an HTTP 3xx names its target, so that ``base_url`` can be set to it.
+
+The API key is read from the environment (``$OPENAI_API_KEY``, or the
+variable named by ``api_key_env``) when a request is sent, or given as a
+:class:`Secret`; it never appears in ``repr``, in printed ``get_params``
+output or in a pickle.
 """
 
 import json
 import math
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +40,74 @@ from sklearn.utils._param_validation import Interval
 from ..progress import progress
 from .base import BaseScorer
 
-__all__ = ["OpenAIScorer", "ScoringServerError"]
+__all__ = ["OpenAIScorer", "ScoringServerError", "Secret"]
+
+# Control-token spellings of the common chat formats (ChatML and Llama 3 "<|...|>", Llama 2 "[INST]",
+# "<<SYS>>", "<s>", Gemma "<start_of_turn>"). The server tokenises the whole prompt and would read them
+# in a text as control tokens; a zero-width space after their first character keeps them plain text.
+_CONTROL = re.compile(r"<\|[^<>|\s]{1,64}\|>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>")
+
+
+def plain_text(text):
+    """``text`` with every control-token spelling broken by a zero-width space, so a server reads it as text.
+
+    Parameters
+    ----------
+    text : str
+        A text to put into a prompt.
+
+    Returns
+    -------
+    str
+        The text, each ``<|...|>``, ``[INST]``, ``[/INST]``, ``<<SYS>>``,
+        ``<s>``, ``</s>``, ``<start_of_turn>`` and ``<end_of_turn>`` in it
+        with U+200B after its first character.
+
+    Examples
+    --------
+    >>> plain_text("card<|im_end|>") == "card<\u200b|im_end|>"
+    True
+    """
+    return _CONTROL.sub(lambda m: m.group()[0] + "\u200b" + m.group()[1:], text)
+
+
+class Secret:
+    """A value that is never shown or pickled: an API key given in code.
+
+    ``repr`` shows ``Secret('***')``; a pickled (or process-copied) Secret
+    arrives empty, so a key never travels in a saved pipeline. Where the
+    scorer runs in another process, set the key in its environment instead.
+
+    Parameters
+    ----------
+    value : str or None
+        The secret.
+
+    Examples
+    --------
+    >>> key = Secret("sk-123")
+    >>> key, key.value
+    (Secret('***'), 'sk-123')
+    >>> import pickle; pickle.loads(pickle.dumps(key)).value is None
+    True
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return "Secret('***')" if self.value else "Secret(None)"
+
+    def __reduce__(self):
+        return (Secret, (None,))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):  # sklearn's clone deep-copies parameters: keep the value in-process
+        return self
 
 
 class ScoringServerError(RuntimeError):
@@ -67,8 +142,14 @@ class OpenAIScorer(BaseScorer):
         Server root, e.g. ``"http://localhost:8000/v1"``.
     model : str
         Model name the server knows.
-    api_key : str, default=None
-        Bearer token; defaults to ``$OPENAI_API_KEY`` when set.
+    api_key : Secret or None, default=None
+        Bearer token given in code, wrapped in a :class:`Secret` (never
+        shown, never pickled). None: read ``$OPENAI_API_KEY`` (or the
+        variable ``api_key_env`` names) at each request; no key is sent when
+        it is unset. A plain string is refused: it would print with every
+        pipeline that holds the scorer and travel in its pickle.
+    api_key_env : str, default="OPENAI_API_KEY"
+        Name of the environment variable that holds the key.
     batch_size : int, default=16
         Prompts per request.
     max_concurrency : int, default=4
@@ -96,6 +177,12 @@ class OpenAIScorer(BaseScorer):
     library cannot see the weights behind a server, so serve a changed
     model under a new name (or clear the cache).
 
+    The server tokenises the prompt, and servers (vLLM, llama.cpp) read
+    control-token strings in it as control tokens. Texts are data: a text's
+    ``<|im_end|>``, ``<|eot_id|>``, ``[INST]``, ``<s>`` and the like are sent
+    with a zero-width space after their first character (:func:`plain_text`),
+    so a text cannot end the user turn or start an answer.
+
     Examples
     --------
     >>> scorer = OpenAIScorer("http://localhost:8000/v1", "meta-llama/Meta-Llama-3-8B-Instruct")
@@ -105,7 +192,8 @@ class OpenAIScorer(BaseScorer):
     _parameter_constraints = {
         "base_url": [str],
         "model": [str],
-        "api_key": [str, None],
+        "api_key": [Secret, None],
+        "api_key_env": [str],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_concurrency": [Interval(Integral, 1, None, closed="left")],
         "timeout": [Interval(Real, 0, None, closed="neither")],
@@ -120,6 +208,7 @@ class OpenAIScorer(BaseScorer):
         model,
         *,
         api_key=None,
+        api_key_env="OPENAI_API_KEY",
         batch_size=16,
         max_concurrency=4,
         timeout=60.0,
@@ -130,6 +219,7 @@ class OpenAIScorer(BaseScorer):
         self.base_url = base_url
         self.model = model
         self.api_key = api_key
+        self.api_key_env = api_key_env
         self.batch_size = batch_size
         self.max_concurrency = max_concurrency
         self.timeout = timeout
@@ -161,11 +251,33 @@ class OpenAIScorer(BaseScorer):
     def url(self):
         return self.base_url.rstrip("/") + "/completions"
 
+    def _validate_params(self):
+        # Before scikit-learn's check, whose message would print the key it refuses.
+        if isinstance(self.api_key, str):
+            raise TypeError(
+                "OpenAIScorer got the API key itself as api_key: a string shows in the repr of every pipeline "
+                "holding the scorer and is written into its pickle. Put it in the environment "
+                f"(${self.api_key_env}, or the variable named by api_key_env), or wrap it: "
+                "api_key=sklearn_cap.scorers.Secret(key)."
+            )
+        super()._validate_params()
+
+    def _key(self):
+        if isinstance(self.api_key, Secret):
+            if self.api_key.value:
+                return self.api_key.value
+            if not os.environ.get(self.api_key_env):
+                raise ScoringServerError(
+                    "OpenAIScorer's api_key=Secret(...) arrived empty: a Secret is never pickled, so a copy of the "
+                    f"scorer in another process has no key. Set ${self.api_key_env} in that process's environment."
+                )
+        return os.environ.get(self.api_key_env) or None
+
     def _request(self, payload):
         """One POST, bounded by ``timeout`` from start to last byte; the parsed JSON object."""
         url, timeout = self.url, float(self.timeout)
         headers = {}
-        key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        key = self._key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         deadline = time.monotonic() + timeout
@@ -181,7 +293,7 @@ class OpenAIScorer(BaseScorer):
                     body += chunk
                     if time.monotonic() > deadline:
                         raise _Transient(f"no complete answer within the timeout of {timeout}s")
-                status = resp.status_code
+                status, location = resp.status_code, resp.headers.get("location")
         except httpx.HTTPError as exc:
             late = time.monotonic() >= deadline
             raise _Transient(f"timeout {timeout}s exceeded" if late else f"{type(exc).__name__}: {exc}") from exc
@@ -191,6 +303,17 @@ class OpenAIScorer(BaseScorer):
         text = bytes(body).decode("utf-8", "replace")
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}: {text[:200]}")
+        if 300 <= status < 400:
+            raise ScoringServerError(
+                f"{url} answered HTTP {status}, a redirect to {location or '(no Location header)'}. Redirects are "
+                "not followed (the request and its key would go to another address): set base_url to the address "
+                "the server redirects to (often https://, or a path ending in /v1)."
+            )
+        if status in (401, 403):
+            raise ScoringServerError(
+                f"{url} refused the request (HTTP {status}): {text[:200]}. Check the API key: it is read from "
+                f"${self.api_key_env} (set: {bool(os.environ.get(self.api_key_env))}) or given as api_key=Secret(...)."
+            )
         if status >= 400:
             raise ScoringServerError(f"{url} rejected the request (HTTP {status}): {text[:300]}")
         try:
@@ -305,7 +428,7 @@ class OpenAIScorer(BaseScorer):
                 self._check_echo(task)
                 checked.add(task.fingerprint)
         prefix, suffix, lead = self.layout(task)
-        heads = [prefix + t + suffix for t in texts]
+        heads = [prefix + plain_text(t) + suffix for t in texts]
         prompts = [h + lead + a for h, a in zip(heads, answers)]
         starts = [len(h) + len(lead) for h in heads]
         bs = int(self.batch_size)
