@@ -7,14 +7,17 @@ words of the prior, both normalised per text the same way, and the MSE runs
 over words that have a finite prior and survived truncation whole.
 
 The parts live in their own modules: the network in :mod:`sklearn_cap.modeling`,
-the encoded texts in :mod:`sklearn_cap.encoding`, the training loop (with its
-overridable steps and callbacks) in :mod:`sklearn_cap.training`, the
-attribution math in :mod:`sklearn_cap.attribution`. This module holds the
-estimator: parameters, ``fit``, inference, ``explain`` and pickling.
+the encoded texts in :mod:`sklearn_cap.encoding`, the training stages in
+:mod:`sklearn_cap.stages`, the callbacks in :mod:`sklearn_cap.callbacks`, the
+attribution methods in :mod:`sklearn_cap.attribution`. This module holds the
+estimator: parameters, ``fit`` and the loop's overridable steps (as skorch's
+``NeuralNet``: ``initialize``, ``notify``, ``infer``, ``get_loss``,
+``train_step``, ``run_single_epoch``), inference, ``explain`` and pickling.
 """
 
 import io
 import math
+import time
 import os
 from numbers import Integral, Real
 
@@ -27,19 +30,21 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from .attribution import NORMALIZATIONS, gradient_x_input, integrated_gradients, pad_baseline, pool_to_words
+from .attribution import ATTRIBUTIONS, NORMALIZATIONS, AttributionMethod, attribution_loss, resolve_attribution
+from .callbacks import Callback, EarlyStopping, GradientNormClipping, ProgressBar, ValidationScoring
 from .encoding import EncodedTexts
 from .loading import resolve_device
 from .modeling import build_classifier, max_tokens, resolve_pooling
 from .progress import PROGRESS_BAR, progress
+from .stages import FineTune, LinearProbe, Stage, TrainingData
 from .text import WordAttributions
-from .training import EarlyStopping, TrainingMixin
 from .validation import (RANDOM_STATE, check_known_labels, check_labels, check_min_classes, check_texts, seed_from,
                          text_input_tags)
 
 __all__ = ["ExplanationGuidedClassifier"]
 
-ATTRIBUTIONS = ("ig", "ig_stochastic", "grad_input")
+_NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+_HEAD = ("classifier.", "score.")
 
 _NO_PRIORS = (
     "beta={beta} but X carries no prior values, so the attribution loss would train nothing. A prior "
@@ -49,7 +54,7 @@ _NO_PRIORS = (
 )
 
 
-class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator):
+class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     """A text classifier whose own explanations are trained towards attribution priors.
 
     ``fit`` takes raw texts with ``beta=0`` (plain cross-entropy: the vanilla
@@ -68,15 +73,37 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         token). ``"mean"``: masked mean of the token states, then a linear
         head. ``"auto"``: ``"mean"`` for a sentence-transformers folder that
         pools by mean (the embedded MiniLM), else ``"cls"``.
+    head_init : {"auto", "probe", "random"}, default="random"
+        How the classification head starts. ``"probe"``: a logistic
+        regression fitted on the frozen encoder's pooled features
+        (:class:`~sklearn_cap.stages.LinearProbe`), then fine-tuning: LP-FT
+        (Kumar et al. 2022). ``"random"``: a randomly initialised head.
+        ``"auto"``: ``"probe"`` with mean pooling, ``"random"`` with the
+        model's own (``"cls"``) head.
+    probe_C : float, default=10.0
+        Inverse L2 strength of the linear probe's logistic regression.
+    head_learning_rate : float or None, default=None
+        Learning rate of the head's parameters; None: ``learning_rate``.
+    normalize_features : bool, default=False
+        L2-normalise the pooled features before the head (mean pooling
+        only).
+    head : {"linear", "cosine"}, default="linear"
+        ``"cosine"``: cosine similarity of normalised features and class
+        weights over ``temperature`` (mean pooling only).
+    temperature : float, default=0.05
+        Temperature of the cosine head.
     beta : float, default=1.0
         Weight of the attribution loss. 0 trains with cross-entropy only;
         with ``beta > 0``, ``fit`` needs prior values.
-    attribution : {"ig", "ig_stochastic", "grad_input"}, default="ig"
+    attribution : {"ig", "ig_stochastic", "grad_input"} or AttributionMethod, default="ig"
         Self-attribution in the loss and in :meth:`explain`: Integrated
         Gradients with ``n_steps`` points (the paper); stochastic IG, one
         uniformly drawn point per text and step, an unbiased estimate of
         IG at about the cost of gradient x input (``explain`` then uses
-        exact IG); or gradient x input (one backward pass, cheapest).
+        exact IG); or gradient x input (one backward pass, cheapest). An
+        object of :mod:`sklearn_cap.attribution` (or a subclass of its
+        ``AttributionMethod``) sets the method's own parameters, e.g.
+        ``IntegratedGradients(baseline="zeros")``.
     n_steps : int, default=4
         IG steps during training (the paper uses a small number).
     normalization : {"minmax", "l1", "softmax"}, default="minmax"
@@ -101,11 +128,15 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, keep the
         weights of the best epoch (accuracy), stop after ``n_iter_no_change``
-        epochs without improvement (:class:`~sklearn_cap.training.EarlyStopping`).
+        epochs without improvement (:class:`~sklearn_cap.callbacks.EarlyStopping`).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=2
-    callbacks : list of Callback, default=None
-        :class:`~sklearn_cap.training.Callback` objects called during training.
+    callbacks : list of Callback or (name, Callback), default=None
+        :class:`~sklearn_cap.callbacks.Callback` objects notified during
+        training, after the defaults (:meth:`get_default_callbacks`).
+    stages : list of Stage, default=None
+        The training stages ``fit`` runs in order
+        (:mod:`sklearn_cap.stages`); None: ``[FineTune()]``.
     eval_batch_size : int, default=64
         Texts per forward pass in ``predict``, ``predict_proba`` and validation.
     precision : {"float32", "bfloat16"}, default="float32"
@@ -132,6 +163,10 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
     device_ : torch.device
     n_epochs_ : int
         Epochs run.
+    n_train_steps_ : int
+        Optimisation steps the stages planned (fewer run after an early stop).
+    callbacks_ : dict of str -> Callback
+        The callbacks of the last ``fit``, by name (:meth:`initialize_callbacks`).
     history_ : list of dict
         Per epoch: ``loss``, ``ce``, ``attr`` (mean over batches), ``seconds``,
         and ``val_accuracy`` with early stopping.
@@ -150,8 +185,14 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
     _parameter_constraints = {
         "model": [str, os.PathLike],
         "pooling": [StrOptions({"auto", "cls", "mean"})],
+        "head_init": [StrOptions({"auto", "probe", "random"})],
+        "probe_C": [Interval(Real, 0, None, closed="neither")],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
+        "normalize_features": ["boolean"],
+        "head": [StrOptions({"linear", "cosine"})],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
-        "attribution": [StrOptions(set(ATTRIBUTIONS))],
+        "attribution": [StrOptions(set(ATTRIBUTIONS)), AttributionMethod],
         "n_steps": [Interval(Integral, 1, None, closed="left")],
         "normalization": [StrOptions(set(NORMALIZATIONS))],
         "max_length": [Interval(Integral, 2, None, closed="left")],
@@ -166,6 +207,7 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "callbacks": [list, None],
+        "stages": [list, None],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
         "precision": [StrOptions({"float32", "bfloat16"})],
         "device": [str, torch.device],
@@ -178,6 +220,12 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         model="roberta-base",
         *,
         pooling="auto",
+        head_init="random",
+        probe_C=10.0,
+        head_learning_rate=None,
+        normalize_features=False,
+        head="linear",
+        temperature=0.05,
         beta=1.0,
         attribution="ig",
         n_steps=4,
@@ -194,6 +242,7 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         validation_fraction=0.1,
         n_iter_no_change=2,
         callbacks=None,
+        stages=None,
         eval_batch_size=64,
         precision="float32",
         device="auto",
@@ -202,6 +251,12 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
     ):
         self.model = model
         self.pooling = pooling
+        self.head_init = head_init
+        self.probe_C = probe_C
+        self.head_learning_rate = head_learning_rate
+        self.normalize_features = normalize_features
+        self.head = head
+        self.temperature = temperature
         self.beta = beta
         self.attribution = attribution
         self.n_steps = n_steps
@@ -218,6 +273,7 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
+        self.stages = stages
         self.eval_batch_size = eval_batch_size
         self.precision = precision
         self.device = device
@@ -248,7 +304,20 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
             raise ValueError(f"priors must have one row per text: got shape {values.shape} for {len(texts)} texts.")
         return WordAttributions(texts, values)
 
-    def _validation_split(self, y_idx, seed):
+    def split_validation(self, y_idx, seed):
+        """Training and held-out rows for early stopping: ``validation_fraction`` of the texts, stratified when it can be.
+
+        Parameters
+        ----------
+        y_idx : ndarray of int
+            Gold class index of each text.
+        seed : int
+            Seed of the split (from ``random_state``).
+
+        Returns
+        -------
+        train_rows, val_rows : ndarray of int
+        """
         n = len(y_idx)
         n_val = math.ceil(float(self.validation_fraction) * n)
         if n_val < 2 or n - n_val < 2:
@@ -264,6 +333,10 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
     # -- fitting ------------------------------------------------------------
     def fit(self, X, y, priors=None):
         """Fine-tune the encoder.
+
+        Validates, builds the model (:meth:`initialize`), then runs the
+        stages of :meth:`get_stages` in order, notifying the callbacks of
+        :meth:`initialize_callbacks` around each.
 
         Parameters
         ----------
@@ -290,35 +363,348 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
             raise ValueError("Priors contain infinite values; use NaN for words without a prior.")
         if self.beta > 0 and not wa.has_values:
             raise ValueError(_NO_PRIORS.format(beta=self.beta))
+        stages = self.get_stages()
+        self.callbacks_ = self.initialize_callbacks()
 
         seed = seed_from(self.random_state)
         self.device_ = resolve_device(self.device)
         self.classes_ = classes
         self.pooling_ = resolve_pooling(self.pooling, self.model)
-        callbacks = list(self.callbacks or [])
         train_rows, val_rows = np.arange(len(wa)), None
         if self.early_stopping:
-            train_rows, val_rows = self._validation_split(y_idx, seed)
-            callbacks.append(EarlyStopping(int(self.n_iter_no_change)))
+            train_rows, val_rows = self.split_validation(y_idx, seed)
 
         cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # seed locally; the caller's torch RNG is untouched
             torch.manual_seed(seed)
-            self.tokenizer_, self.model_ = build_classifier(self.model, self.pooling_, len(classes))
-            limit = max_tokens(self.tokenizer_, self.model_.config)
-            if self.max_length > limit:
-                raise ValueError(
-                    f"max_length={self.max_length} is over this model's limit of {limit} tokens. Use "
-                    f"max_length <= {limit}: longer texts are truncated and their cut-off words left out "
-                    "of the attribution loss."
-                )
-            self.model_.to(self.device_)
-            self.model_.config.id2label = {i: str(c) for i, c in enumerate(classes)}
-            self.model_.config.label2id = {str(c): i for i, c in enumerate(classes)}
-            encoded = EncodedTexts(self.tokenizer_, wa, self.max_length)
+            self.initialize()
             prior_t = torch.as_tensor(values, dtype=torch.float32) if self.beta > 0 else None
-            self.fit_loop(encoded, y_idx, prior_t, train_rows, val_rows, np.random.default_rng(seed), callbacks)
+            data = TrainingData(EncodedTexts(self.tokenizer_, wa, self.max_length), y_idx, prior_t, train_rows,
+                                val_rows, np.random.default_rng(seed))
+            self.history_ = []
+            self.n_train_steps_ = sum(int(stage.n_steps(self, data)) for stage in stages)
+            self.notify("on_train_begin", data=data)
+            try:
+                for stage in stages:
+                    self.notify("on_stage_begin", stage=stage, data=data)
+                    stage.run(self, data)
+                    self.notify("on_stage_end", stage=stage, data=data)
+            finally:
+                self.notify("on_train_end", data=data)
+        self.model_.eval()
+        self.n_epochs_ = sum("epoch" in r for r in self.history_)
         return self
+
+    def initialize(self):
+        """Build the tokenizer and the model (``tokenizer_``, ``model_``) for ``classes_`` on ``device_``.
+
+        Returns
+        -------
+        self
+        """
+        self.tokenizer_, self.model_ = build_classifier(self.model, self.pooling_, len(self.classes_),
+                                                        head_options=self._head_options())
+        limit = max_tokens(self.tokenizer_, self.model_.config)
+        if self.max_length > limit:
+            raise ValueError(
+                f"max_length={self.max_length} is over this model's limit of {limit} tokens. Use "
+                f"max_length <= {limit}: longer texts are truncated and their cut-off words left out "
+                "of the attribution loss."
+            )
+        self.model_.to(self.device_)
+        self.model_.config.id2label = {i: str(c) for i, c in enumerate(self.classes_)}
+        self.model_.config.label2id = {str(c): i for i, c in enumerate(self.classes_)}
+        return self
+
+    def _head_options(self):
+        """The mean-pooling head's options; a ValueError where the model's own head cannot take them."""
+        custom = {k: v for k, v in (("normalize_features", self.normalize_features), ("head", self.head))
+                  if v != {"normalize_features": False, "head": "linear"}[k]}
+        if self.pooling_ != "mean":
+            if custom:
+                raise ValueError(
+                    f"{', '.join(f'{k}={v!r}' for k, v in custom.items())} needs pooling='mean' (the pooled features "
+                    "the head reads); with the model's own head (pooling='cls') leave them at their defaults."
+                )
+            return None
+        return {"normalize": bool(self.normalize_features), "head": self.head, "temperature": float(self.temperature)}
+
+    def _resolved_head_init(self):
+        if self.head_init == "auto":
+            return "probe" if resolve_pooling(self.pooling, self.model) == "mean" else "random"
+        return self.head_init
+
+    def get_stages(self):
+        """The training stages ``fit`` runs, in order.
+
+        ``stages`` when given; else ``[LinearProbe(probe_C), FineTune()]``
+        when the head starts from a probe (``head_init``), ``[FineTune()]``
+        otherwise.
+
+        Returns
+        -------
+        list of Stage
+        """
+        if self.stages is not None:
+            stages = list(self.stages)
+        elif self._resolved_head_init() == "probe":
+            if resolve_pooling(self.pooling, self.model) != "mean":
+                raise ValueError("head_init='probe' fits the head on pooled features, which needs pooling='mean'; "
+                                 "use pooling='mean', or head_init='random' for the model's own head.")
+            stages = [LinearProbe(C=self.probe_C), FineTune()]
+        else:
+            stages = [FineTune()]
+        for stage in stages:
+            if not isinstance(stage, Stage):
+                raise TypeError(
+                    f"stages must hold sklearn_cap.stages.Stage objects, got {stage!r}. Subclass Stage and "
+                    "implement run(clf, data), or use FineTune()."
+                )
+        return stages
+
+    def get_default_callbacks(self):
+        """The callbacks the parameters ask for, as ``(name, callback)`` pairs, in the order they are notified.
+
+        ``"progress_bar"`` (``progress_bar``), ``"gradient_clipping"``
+        (``max_grad_norm``), and with ``early_stopping`` ``"validation"``
+        then ``"early_stopping"`` (``n_iter_no_change``). The user's
+        ``callbacks`` follow them.
+
+        Returns
+        -------
+        list of (str, Callback)
+        """
+        defaults = [("progress_bar", ProgressBar(self.progress_bar))]
+        if self.max_grad_norm is not None:
+            defaults.append(("gradient_clipping", GradientNormClipping(self.max_grad_norm)))
+        if self.early_stopping:
+            defaults += [("validation", ValidationScoring()), ("early_stopping", EarlyStopping(self.n_iter_no_change))]
+        return defaults
+
+    def initialize_callbacks(self):
+        """The default callbacks, then ``callbacks``, each initialised: a dict from name to callback.
+
+        A user callback is a :class:`~sklearn_cap.callbacks.Callback` (named
+        after its class, with ``_2``, ``_3`` ... for repeats) or a
+        ``(name, callback)`` pair.
+
+        Returns
+        -------
+        dict of str -> Callback
+        """
+        named = {}
+        for item in self.get_default_callbacks() + list(self.callbacks or []):
+            name, cb = item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) else (None, item)
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    f"callbacks must hold sklearn_cap.callbacks.Callback objects or (name, Callback) pairs, got "
+                    f"{item!r}. Subclass Callback and implement the hooks you need, e.g. "
+                    "on_epoch_end(self, clf, record, **kwargs)."
+                )
+            if name is None:
+                base, k = type(cb).__name__, 1
+                name = base
+                while name in named:
+                    k += 1
+                    name = f"{base}_{k}"
+            elif name in named:
+                raise ValueError(f"Two callbacks are named {name!r}; give each (name, callback) pair its own name.")
+            named[name] = cb.initialize()
+        return named
+
+    def notify(self, hook, **kwargs):
+        """Call ``hook`` (a :class:`~sklearn_cap.callbacks.Callback` method name) on every callback, in order.
+
+        Parameters
+        ----------
+        hook : str
+            For example ``"on_epoch_end"``.
+        **kwargs
+            Passed to each callback after the classifier.
+
+        Returns
+        -------
+        bool
+            True when any callback returned True (for ``on_epoch_end``: stop).
+        """
+        results = [getattr(cb, hook)(self, **kwargs) for cb in self.callbacks_.values()]
+        return any(bool(r) for r in results)
+
+    def initialize_optimizer(self):
+        """The optimizer: AdamW (or the ``optimizer`` callable) with no weight decay on biases and norms.
+
+        Returns
+        -------
+        torch.optim.Optimizer
+        """
+        named = list(self.model_.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay)},
+            {"params": [p for n, p in named if n.endswith(_NO_DECAY)], "weight_decay": 0.0},
+        ]
+        if self.head_learning_rate is not None:
+            # The head in groups of its own at head_learning_rate (both model kinds name it classifier.*).
+            body = [(n, p) for n, p in named if not n.startswith(_HEAD)]
+            head = [(n, p) for n, p in named if n.startswith(_HEAD)]
+            groups = [
+                {"params": [p for n, p in body if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay)},
+                {"params": [p for n, p in body if n.endswith(_NO_DECAY)], "weight_decay": 0.0},
+                {"params": [p for n, p in head if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay),
+                 "lr": float(self.head_learning_rate)},
+                {"params": [p for n, p in head if n.endswith(_NO_DECAY)], "weight_decay": 0.0,
+                 "lr": float(self.head_learning_rate)},
+            ]
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=float(self.learning_rate))
+        opt = self.optimizer(groups, lr=float(self.learning_rate))
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer={self.optimizer!r} returned {opt!r}, not a torch.optim.Optimizer. Pass a callable "
+                "called as optimizer(param_groups, lr=learning_rate) that returns one, such as torch.optim.SGD "
+                "or functools.partial(torch.optim.AdamW, betas=(0.9, 0.98))."
+            )
+        return opt
+
+    def initialize_scheduler(self, optimizer, total_steps):
+        """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The optimizer whose learning rate is scheduled.
+        total_steps : int
+            Optimisation steps of the stage.
+
+        Returns
+        -------
+        torch.optim.lr_scheduler.LambdaLR
+            Stepped once per optimisation step.
+        """
+        warmup = int(float(self.warmup_ratio) * total_steps)
+
+        def factor(step):
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def infer(self, batch, target, prior=None):
+        """The model's outputs for a training batch: logits, and word attributions when the loss needs them.
+
+        Parameters
+        ----------
+        batch : Batch
+        target : torch.LongTensor of shape (n,)
+        prior : torch.Tensor of shape (n, width) or None
+            NaN where a word has no prior.
+
+        Returns
+        -------
+        dict
+            ``logits`` (n, n_classes); ``words`` (n, width) and ``valid``
+            (the words the attribution loss counts: a finite prior, whole
+            after truncation), both None when ``beta`` is 0, there is no
+            prior, or no word of the batch has one.
+        """
+        out = {"logits": None, "words": None, "valid": None}
+        if prior is not None and self.beta > 0:
+            valid = torch.isfinite(prior) & batch.complete
+            if valid.any():
+                out["words"], out["logits"] = self.word_attributions(batch, target, create_graph=True)
+                out["valid"] = valid
+        if out["logits"] is None:
+            out["logits"] = self.model_(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return out
+
+    def get_loss(self, y_pred, y_true, prior=None):
+        """``CE + beta * MSE(norm(self-attribution), norm(prior))`` of a batch's outputs.
+
+        Parameters
+        ----------
+        y_pred : dict
+            The outputs of :meth:`infer`.
+        y_true : torch.LongTensor of shape (n,)
+            Gold class indices.
+        prior : torch.Tensor of shape (n, width) or None
+            The batch's priors, NaN where a word has none.
+
+        Returns
+        -------
+        loss : torch.Tensor (scalar)
+        parts : dict
+            ``{"ce": tensor, "attr": tensor}``.
+        """
+        attr = torch.zeros((), device=y_true.device)
+        if y_pred.get("words") is not None:
+            attr = attribution_loss(y_pred["words"], prior, y_pred["valid"], self.normalization)
+        ce = torch.nn.functional.cross_entropy(y_pred["logits"], y_true)
+        return ce + float(self.beta) * attr, {"ce": ce, "attr": attr}
+
+    def train_step(self, batch, target, prior):
+        """One optimisation step; returns the batch's ``loss``, ``ce`` and ``attr`` as floats.
+
+        Parameters
+        ----------
+        batch : Batch
+            The batch's encoded texts on the training device.
+        target : torch.LongTensor of shape (n,)
+            Gold class indices (columns of ``classes_``).
+        prior : torch.Tensor of shape (n, width) or None
+            The batch's priors, NaN where a word has no prior; None trains
+            with cross-entropy only.
+
+        Returns
+        -------
+        dict of str -> float
+        """
+        self.optimizer_.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss, parts = self.get_loss(self.infer(batch, target, prior), target, prior)
+        loss.backward()
+        self.notify("on_grad_computed", named_parameters=list(self.model_.named_parameters()))
+        self.optimizer_.step()
+        self.scheduler_.step()
+        return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}}
+
+    def run_single_epoch(self, data, epoch):
+        """One pass over ``data.train_rows`` in shuffled, length-grouped batches; returns the epoch's record.
+
+        Parameters
+        ----------
+        data : TrainingData
+        epoch : int
+            Counts from 0.
+
+        Returns
+        -------
+        dict
+            ``loss``, ``ce``, ``attr`` (means over batches), ``epoch``
+            (from 1) and ``seconds``.
+        """
+        bs = int(self.batch_size)
+        self.model_.train()
+        self.notify("on_epoch_begin", epoch=epoch, data=data)
+        start, sums, step = time.perf_counter(), {}, 0
+        for rows in data.encoded.batches(data.train_rows, bs, rng=data.rng):
+            batch = data.encoded.batch(rows, self.device_)
+            self.notify("on_batch_begin", batch=batch)
+            parts = self.train_step(batch, data.target(rows, self.device_), data.prior(rows, self.device_))
+            step += 1
+            if not math.isfinite(parts["loss"]):
+                raise FloatingPointError(
+                    f"The training loss is {parts['loss']} at epoch {epoch + 1}, step {step}: training diverged "
+                    f"(cross-entropy {parts['ce']:.4g}, attribution loss {parts['attr']:.4g}). Lower "
+                    f"learning_rate (now {self.learning_rate}), or beta (now {self.beta}) if the attribution "
+                    "loss is the one that is not finite; keep max_grad_norm set to bound each step."
+                )
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            self.notify("on_batch_end", record={**parts, "epoch": epoch + 1, "step": step})
+        record = {k: v / max(1, step) for k, v in sums.items()}
+        record["epoch"] = epoch + 1
+        record["seconds"] = time.perf_counter() - start
+        return record
 
     def autocast(self):
         """The context of this model's forward passes: ``torch.autocast`` to bfloat16, or nothing."""
@@ -335,10 +721,13 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
             From :meth:`encode` then ``EncodedTexts.batch``.
         target : torch.LongTensor of shape (n,)
             Class indices (columns of ``classes_``).
-        method : {"ig", "ig_stochastic", "grad_input"}, default=None
+        method : str or AttributionMethod, default=None
+            A name of ``attribution``'s options or an
+            :class:`~sklearn_cap.attribution.AttributionMethod`;
             ``attribution`` when None.
         n_steps : int, default=None
-            IG steps; ``n_steps`` when None.
+            Steps for methods that take them and have none of their own;
+            ``n_steps`` when None.
         create_graph : bool, default=False
             Keep the graph (training on the attribution).
         internal_batch_size : int, default=None
@@ -348,29 +737,14 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         -------
         words : torch.Tensor of shape (n, width)
             Token attributions summed per word.
-        logits : torch.Tensor of shape (n, n_classes)
-            The logits at the input, reusable for the cross-entropy.
+        logits : torch.Tensor of shape (n, n_classes) or None
+            The logits at the input when the method computed them, reusable
+            for the cross-entropy.
         """
-        method = method or self.attribution
-        embeds = self.model_.get_input_embeddings()(batch.input_ids)
-        if not create_graph:
-            embeds = embeds.detach()
-        if method == "grad_input":
-            tokens, logits = gradient_x_input(self.model_, embeds, batch.attention_mask, target,
-                                              create_graph=create_graph)
-        elif method in ("ig", "ig_stochastic"):
-            pad_id = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
-            pad = self.model_.get_input_embeddings().weight[pad_id].detach()
-            # Stochastic IG: one point per text, drawn from torch's generator (forked and seeded in fit).
-            alphas = torch.rand((1, len(batch)), device=embeds.device) if method == "ig_stochastic" else None
-            tokens, logits = integrated_gradients(
-                self.model_, embeds, batch.attention_mask, target, pad_baseline(embeds, batch.special, pad),
-                n_steps=n_steps or self.n_steps, create_graph=create_graph, internal_batch_size=internal_batch_size,
-                alphas=alphas,
-            )
-        else:
-            raise ValueError(f"method must be one of {ATTRIBUTIONS}, got {method!r}.")
-        return pool_to_words(tokens.float(), batch.word_index, batch.complete.shape[1]), logits
+        method = resolve_attribution(self.attribution if method is None else method)
+        pad_id = self.tokenizer_.pad_token_id if self.tokenizer_.pad_token_id is not None else 0
+        return method.attribute(self.model_, batch, target, pad_token_id=pad_id, n_steps=n_steps or self.n_steps,
+                                create_graph=create_graph, internal_batch_size=internal_batch_size)
 
     # -- inference ----------------------------------------------------------
     def encode(self, X):
@@ -390,6 +764,30 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         """
         check_is_fitted(self, "model_")
         return EncodedTexts(self.tokenizer_, self._as_container(X, allow_empty=True), self.max_length)
+
+    def features(self, encoded, rows=None):
+        """Pooled features the head reads (mean pooling), shape (n, hidden), in evaluation mode.
+
+        Parameters
+        ----------
+        encoded : EncodedTexts
+        rows : array-like of int, default=None
+            Indices of the texts to run; None runs every text.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, hidden), dtype float64
+        """
+        rows = np.arange(len(encoded)) if rows is None else np.asarray(rows)
+        was_training = self.model_.training
+        self.model_.eval()
+        out = np.empty((len(encoded), self.model_.config.hidden_size))
+        with torch.inference_mode(), self.autocast():
+            for chunk in encoded.batches(rows, int(self.eval_batch_size)):
+                b = encoded.batch(chunk, self.device_)
+                out[chunk] = self.model_.features(input_ids=b.input_ids, attention_mask=b.attention_mask).float().cpu()
+        self.model_.train(was_training)
+        return out[rows]
 
     def forward(self, encoded, rows=None):
         """Logits of the encoded texts (all, or ``rows``), shape (n, n_classes), in length-sorted batches.
@@ -502,11 +900,13 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         target : label or array-like of labels, default=None
             Class to explain: one label for every text, or one per text;
             the predicted class by default.
-        method : {"ig", "grad_input"}, default=None
-            Defaults to the ``attribution`` the model was trained with
-            (exact IG for a model trained with stochastic IG).
+        method : {"ig", "grad_input"} or AttributionMethod, default=None
+            Defaults to the method the model was trained with, as its
+            :meth:`~sklearn_cap.attribution.AttributionMethod.for_explanation`
+            gives it (exact IG for a model trained with stochastic IG).
         n_steps : int, default=32
-            IG steps (more than in training: this is for reading, not speed).
+            IG steps (more than in training: this is for reading, not
+            speed), for a method that has no ``n_steps`` of its own.
         batch_size : int, default=16
             Texts per pass (length-sorted).
         internal_batch_size : int, default=None
@@ -523,9 +923,9 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
         """
         check_scalar(n_steps, "n_steps", Integral, min_val=1)
         check_scalar(batch_size, "batch_size", Integral, min_val=1)
-        if method not in (None, "ig", "grad_input"):
-            raise ValueError(f"method must be 'ig', 'grad_input' or None, got {method!r}.")
-        method = method or ("ig" if self.attribution == "ig_stochastic" else self.attribution)
+        if not (method is None or method in ("ig", "grad_input") or isinstance(method, AttributionMethod)):
+            raise ValueError(f"method must be 'ig', 'grad_input', an AttributionMethod or None, got {method!r}.")
+        method = resolve_attribution(self.attribution).for_explanation() if method is None else method
         encoded = self._prepare(X)
         wa = encoded.attributions
         if target is None:
@@ -568,7 +968,8 @@ class ExplanationGuidedClassifier(TrainingMixin, ClassifierMixin, BaseEstimator)
 
             config_dict, weights = packed
             _, model = build_classifier(None, self.pooling_, len(self.classes_),
-                                        config=AutoConfig.for_model(**config_dict))
+                                        config=AutoConfig.for_model(**config_dict),
+                                        head_options=self._head_options())
             model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
             self.model_ = model.eval()
             # Resolved again: a model pickled on a GPU machine loads on a CPU-only one.

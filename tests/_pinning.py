@@ -15,8 +15,9 @@ import numpy as np
 
 PINNED = Path(__file__).resolve().parent / "data" / "pinned_predictions.json"
 
-# name -> classifier parameters; every run also gets COMMON.
-COMMON = dict(epochs=3, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False)
+# name -> classifier parameters; every run also gets COMMON. head_init="random" names the
+# only head there was when the file was written (the LP-FT recipe came after it).
+COMMON = dict(epochs=3, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False, head_init="random")
 RUNS = {
     "ce": dict(beta=0),
     "grad_input": dict(beta=1.0, attribution="grad_input"),
@@ -52,7 +53,9 @@ def run_all(folder, extra=None):
     X, y, P = planted_data(96)
     out = {}
     for name, params in RUNS.items():
-        clf = ExplanationGuidedClassifier(folder, **{**COMMON, **params, **(extra or {})})
+        common = COMMON if "head_init" in ExplanationGuidedClassifier().get_params() else \
+            {k: v for k, v in COMMON.items() if k != "head_init"}
+        clf = ExplanationGuidedClassifier(folder, **{**common, **params, **(extra or {})})
         clf.fit(WordAttributions(X, P), y)
         out[name] = clf.predict_proba(X[:24]).tolist()
     return out

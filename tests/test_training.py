@@ -1,0 +1,193 @@
+"""The training loop's structure: callbacks, stages, attribution objects, and the pinned predictions."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from sklearn_cap import ExplanationGuidedClassifier, WordAttributions
+from sklearn_cap.attribution import GradientXInput, IntegratedGradients, StochasticIntegratedGradients
+from sklearn_cap.callbacks import Callback, EarlyStopping, GradientNormClipping
+from sklearn_cap.stages import FineTune, Stage
+
+from _pinning import COMMON, PINNED, RUNS, run_all
+from test_classifier import planted_data
+
+
+def test_refactor_changed_no_prediction(tiny_encoder):
+    # tests/data/pinned_predictions.json was written by `python -m tests._pinning`
+    # with the loop as it was before callbacks and stages (commit f17c04b).
+    pinned = json.loads(PINNED.read_text())
+    now = run_all(tiny_encoder)
+    assert set(now) == set(RUNS)
+    for name in RUNS:
+        np.testing.assert_allclose(now[name], pinned[name], atol=1e-6, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y, P = planted_data(64)
+    return WordAttributions(X, P), y
+
+
+def _clf(folder, **kw):
+    return ExplanationGuidedClassifier(folder, **{**COMMON, "epochs": 2, **kw})
+
+
+class Recorder(Callback):
+    """Records every hook it sees, in order."""
+
+    def __init__(self, tag="r"):
+        self.tag = tag
+
+    def initialize(self):
+        self.seen_ = []
+        return self
+
+    def __getattribute__(self, name):
+        if name.startswith("on_"):
+            def hook(clf, **kwargs):
+                self.seen_.append(name)
+                return False
+            return hook
+        return super().__getattribute__(name)
+
+
+def test_callbacks_are_named_ordered_and_notified_in_loop_order(tiny_encoder, data):
+    wa, y = data
+    rec = Recorder()
+    clf = _clf(tiny_encoder, beta=0, early_stopping=True, epochs=2, callbacks=[rec, ("second", Recorder())]).fit(wa, y)
+    assert list(clf.callbacks_) == ["progress_bar", "gradient_clipping", "validation", "early_stopping",
+                                    "Recorder", "second"]
+    seen = clf.callbacks_["Recorder"].seen_
+    assert seen[:3] == ["on_train_begin", "on_stage_begin", "on_epoch_begin"]
+    assert seen[-3:] == ["on_epoch_end", "on_stage_end", "on_train_end"]
+    n_batches = seen.count("on_batch_begin")
+    assert n_batches == seen.count("on_grad_computed") == seen.count("on_batch_end") > 0
+    assert seen.count("on_epoch_end") == clf.n_epochs_ == 2
+    assert "val_accuracy" in clf.history_[-1]
+    # Callbacks have scikit-learn parameters and clone like estimators.
+    assert clf.callbacks_["early_stopping"].get_params() == {"patience": 2}
+    assert clone(GradientNormClipping(0.5)).set_params(max_norm=2.0).max_norm == 2.0
+    pickle.loads(pickle.dumps(clf))  # no tqdm bar or saved weights left behind in a callback
+
+
+def test_no_clipping_and_no_validation_callbacks_when_switched_off(tiny_encoder, data):
+    wa, y = data
+    clf = _clf(tiny_encoder, beta=0, max_grad_norm=None, epochs=1).fit(wa, y)
+    assert list(clf.callbacks_) == ["progress_bar"]
+
+
+def test_clipping_callback_bounds_the_gradient_norm(tiny_encoder, data):
+    wa, y = data
+    norms = []
+
+    class Norm(Callback):
+        def on_grad_computed(self, clf, named_parameters, **kwargs):
+            norms.append(torch.norm(torch.stack([p.grad.norm() for _, p in named_parameters if p.grad is not None])))
+
+    # The user's callback runs after the default clipping: it sees clipped gradients.
+    _clf(tiny_encoder, beta=0, epochs=1, max_grad_norm=1e-3, callbacks=[Norm()]).fit(wa, y)
+    assert norms and max(float(n) for n in norms) <= 1e-3 * 1.01
+
+
+def test_a_callback_can_stop_training(tiny_encoder, data):
+    wa, y = data
+
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, clf, record, **kwargs):
+            return True
+
+    clf = _clf(tiny_encoder, beta=0, epochs=5, callbacks=[StopAfterOne()]).fit(wa, y)
+    assert clf.n_epochs_ == 1 and clf.n_train_steps_ == 5 * int(np.ceil(len(y) / COMMON["batch_size"]))
+
+
+def test_early_stopping_keeps_the_best_epoch_weights(tiny_encoder, data):
+    wa, y = data
+    clf = _clf(tiny_encoder, beta=0, epochs=6, early_stopping=True, n_iter_no_change=1, learning_rate=5e-2).fit(wa, y)
+    es = clf.callbacks_["early_stopping"]
+    assert es.best_ == max(r["val_accuracy"] for r in clf.history_)
+    assert es.best_state_ is None  # the copy of the weights is not kept
+
+
+@pytest.mark.parametrize("bad", [lambda clf, record: None, "print", ("a", "b")])
+def test_callbacks_that_are_not_callbacks_are_refused_before_training(tiny_encoder, data, bad):
+    wa, y = data
+    with pytest.raises(TypeError, match="Subclass Callback"):
+        _clf(tiny_encoder, beta=0, callbacks=[bad]).fit(wa, y)
+
+
+def test_duplicate_callback_names_are_refused(tiny_encoder, data):
+    wa, y = data
+    with pytest.raises(ValueError, match="named 'x'"):
+        _clf(tiny_encoder, beta=0, callbacks=[("x", Recorder()), ("x", Recorder())]).fit(wa, y)
+    clf = _clf(tiny_encoder, beta=0, epochs=1, callbacks=[Recorder(), Recorder()]).fit(wa, y)
+    assert list(clf.callbacks_)[-2:] == ["Recorder", "Recorder_2"]
+
+
+def test_optimizer_factory_returning_none_says_what_to_pass(tiny_encoder, data):
+    wa, y = data
+    with pytest.raises(TypeError, match="not a torch.optim.Optimizer"):
+        _clf(tiny_encoder, beta=0, optimizer=lambda groups, lr: None).fit(wa, y)
+
+
+def test_divergent_training_stops_with_the_epoch_and_step(tiny_encoder, data):
+    wa, y = data
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, step \d+.*Lower learning_rate"):
+        _clf(tiny_encoder, beta=0, epochs=3, learning_rate=1e12, max_grad_norm=None).fit(wa, y)
+
+
+def test_a_stage_is_one_object_added_without_editing_fit(tiny_encoder, data):
+    wa, y = data
+
+    class FreezeHeadBias(Stage):
+        """Zero the head's bias before fine-tuning; counts no step."""
+
+        def run(self, clf, data):
+            head = [m for m in clf.model_.modules() if isinstance(m, torch.nn.Linear)][-1]
+            with torch.no_grad():
+                head.bias.fill_(0.0)
+            clf.history_.append({"stage": "freeze"})
+
+    clf = _clf(tiny_encoder, beta=0, stages=[FreezeHeadBias(), FineTune(epochs=1)]).fit(wa, y)
+    assert clf.history_[0] == {"stage": "freeze"} and clf.history_[1]["epoch"] == 1
+    assert clf.n_train_steps_ == int(np.ceil(len(y) / COMMON["batch_size"]))
+    # The default is one FineTune stage: the same model as stages=[FineTune()].
+    a = _clf(tiny_encoder, beta=0).fit(wa, y).predict_proba(wa.texts[:8])
+    b = _clf(tiny_encoder, beta=0, stages=[FineTune()]).fit(wa, y).predict_proba(wa.texts[:8])
+    np.testing.assert_allclose(a, b, atol=1e-7)
+    with pytest.raises(TypeError, match="Stage objects"):
+        _clf(tiny_encoder, beta=0, stages=["finetune"]).fit(wa, y)
+
+
+@pytest.mark.parametrize("name, obj", [("grad_input", GradientXInput()), ("ig", IntegratedGradients()),
+                                       ("ig_stochastic", StochasticIntegratedGradients())])
+def test_attribution_accepts_a_name_or_the_same_object(tiny_encoder, data, name, obj):
+    wa, y = data
+    by_name = _clf(tiny_encoder, beta=1.0, attribution=name, n_steps=3).fit(wa, y)
+    by_obj = _clf(tiny_encoder, beta=1.0, attribution=obj, n_steps=3).fit(wa, y)
+    np.testing.assert_allclose(by_name.predict_proba(wa.texts[:8]), by_obj.predict_proba(wa.texts[:8]), atol=1e-7)
+    np.testing.assert_allclose(np.asarray(by_name.explain(wa.texts[:4], n_steps=5)),
+                               np.asarray(by_obj.explain(wa.texts[:4], n_steps=5)), atol=1e-6)
+    assert clone(by_obj).attribution == obj
+
+
+def test_attribution_objects_own_their_parameters(tiny_encoder, data):
+    wa, y = data
+    clf = _clf(tiny_encoder, beta=0, epochs=1).fit(wa, y)
+    texts = wa.texts[:4]
+    pad = np.asarray(clf.explain(texts, method=IntegratedGradients(n_steps=5)))
+    zeros = np.asarray(clf.explain(texts, method=IntegratedGradients(n_steps=5, baseline="zeros")))
+    # BERT initialises its pad embedding (padding_idx) to zeros, so the two baselines agree here.
+    assert np.isfinite(pad[:, 0]).all()
+    np.testing.assert_allclose(pad, zeros, atol=1e-6)
+    assert not np.allclose(pad, np.asarray(clf.explain(texts, method=IntegratedGradients(n_steps=1))), equal_nan=True)
+    # An object's own n_steps wins over explain's; with none, explain's applies.
+    np.testing.assert_allclose(np.asarray(clf.explain(texts, method=IntegratedGradients(n_steps=5), n_steps=40)),
+                               np.asarray(clf.explain(texts, method="ig", n_steps=5)), atol=1e-6)
+    assert StochasticIntegratedGradients(baseline="zeros").for_explanation() == IntegratedGradients(baseline="zeros")
+    with pytest.raises(ValueError, match="AttributionMethod"):
+        clf.explain(texts, method="ig_stochastic")
