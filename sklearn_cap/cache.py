@@ -100,7 +100,9 @@ def owner_is_dead(owner):
     False when it cannot be told: another host, a name of another form, or
     Windows (where probing a PID means opening the process). A PID taken
     over by a new process reads as alive; the claim then expires with its
-    ``claim_ttl``.
+    ``claim_ttl``. Containers that share a host name but not a PID namespace
+    (``--network host``) see each other's owners as dead: their claims are
+    taken over and those prompts scored twice, with the same values.
 
     Parameters
     ----------

@@ -331,8 +331,10 @@ def model_fingerprint(model):
     of its content, so a change anywhere in a weights file gives a new
     fingerprint. Each file's digest is remembered per (path, size,
     ``mtime_ns``, inode), in the process and, for files of 16 MiB or more,
-    in ``file_digests.json`` of the cache folder (:func:`~sklearn_cap.cache.get_cache_dir`),
-    so a model is read once, not at every ``fit`` or in every worker.
+    in ``file_digests.json`` of the default cache folder
+    (:func:`~sklearn_cap.cache.get_cache_dir`: ``$SKLEARN_CAP_CACHE`` or
+    ``~/.cache/sklearn_cap``), so a model is read once, not at every ``fit``
+    or in every worker.
     A hub id gives the commit of its cached snapshot, or the id itself when
     it is not cached yet.
 
