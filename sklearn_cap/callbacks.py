@@ -47,22 +47,80 @@ class Callback(BaseEstimator):
         return self
 
     def on_train_begin(self, clf, **kwargs):
-        """Called once the model exists, before the first stage (``data``: the :class:`~sklearn_cap.stages.TrainingData`)."""
+        """Called once the model exists, before the first stage.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_stage_begin(self, clf, stage, **kwargs):
-        """Called before each training stage (``stage``: the :class:`~sklearn_cap.stages.Stage`)."""
+        """Called before each training stage.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        stage : Stage
+            The :class:`~sklearn_cap.stages.Stage` about to run.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_epoch_begin(self, clf, epoch, **kwargs):
-        """Called before each fine-tuning epoch (``epoch`` counts from 0)."""
+        """Called before each fine-tuning epoch.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        epoch : int
+            The epoch, counted from 0.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_batch_begin(self, clf, batch, **kwargs):
-        """Called before each optimisation step (``batch``: the :class:`~sklearn_cap.encoding.Batch`)."""
+        """Called before each optimisation step.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        batch : Batch
+            The :class:`~sklearn_cap.encoding.Batch` of the step.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_grad_computed(self, clf, named_parameters, **kwargs):
-        """Called after the backward pass, before the optimizer steps (clipping goes here)."""
+        """Called after the backward pass, before the optimizer steps (clipping goes here).
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        named_parameters : list of (str, torch.nn.Parameter)
+            The model's parameters, their gradients set.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_batch_end(self, clf, record, **kwargs):
-        """Called after each step with its ``record``: ``loss``, ``ce``, ``attr``, ``epoch``, ``step``."""
+        """Called after each optimisation step.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        record : dict
+            ``loss``, ``ce``, ``attr`` of the step, ``epoch`` (from 1) and ``step``.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_epoch_end(self, clf, record, **kwargs):
         """Called after every epoch with its record (``clf.history_[-1]``); return True to stop.
@@ -86,10 +144,28 @@ class Callback(BaseEstimator):
         return False
 
     def on_stage_end(self, clf, stage, **kwargs):
-        """Called after each training stage."""
+        """Called after each training stage.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        stage : Stage
+            The :class:`~sklearn_cap.stages.Stage` that ran.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
     def on_train_end(self, clf, **kwargs):
-        """Called after the last stage."""
+        """Called after the last stage, also when training stopped on an error.
+
+        Parameters
+        ----------
+        clf : ExplanationGuidedClassifier
+            The classifier being trained.
+        **kwargs
+            ``data``: the :class:`~sklearn_cap.stages.TrainingData`, where the loop has it.
+        """
 
 
 class ProgressBar(Callback):

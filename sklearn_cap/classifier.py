@@ -299,10 +299,10 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
                     "or different texts). Compute the priors on the same X."
                 )
             return priors
-        values = np.asarray(priors, dtype=float)
-        if values.ndim != 2 or values.shape[0] != len(texts):
-            raise ValueError(f"priors must have one row per text: got shape {values.shape} for {len(texts)} texts.")
-        return WordAttributions(texts, values)
+        if len(priors) != len(texts):
+            raise ValueError(f"priors must have one row per text: got {len(priors)} rows for {len(texts)} texts.")
+        # WordAttributions takes a matrix or one list of scores per text, and names a row of the wrong length.
+        return WordAttributions(texts, priors)
 
     def split_validation(self, y_idx, seed):
         """Training and held-out rows for early stopping: ``validation_fraction`` of the texts, stratified when it can be.

@@ -21,7 +21,7 @@ __all__ = ["TrainingData", "Stage", "FineTune", "LinearProbe"]
 class TrainingData:
     """What a stage trains on: the encoded texts, their classes and priors, and the row split.
 
-    Attributes
+    Parameters
     ----------
     encoded : EncodedTexts
         All texts of ``fit`` (training and held-out), encoded for the model.
@@ -46,11 +46,31 @@ class TrainingData:
     rng: np.random.Generator
 
     def target(self, rows, device):
-        """Gold class indices of ``rows`` as a tensor on ``device``."""
+        """Gold class indices of ``rows`` as a tensor on ``device``.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+        device : torch.device
+
+        Returns
+        -------
+        torch.LongTensor of shape (len(rows),)
+        """
         return torch.as_tensor(self.y_idx[rows], dtype=torch.long, device=device)
 
     def prior(self, rows, device):
-        """Priors of ``rows`` on ``device``, or None."""
+        """Priors of ``rows`` on ``device``, or None.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+        device : torch.device
+
+        Returns
+        -------
+        torch.Tensor of shape (len(rows), n_words) or None
+        """
         return None if self.priors is None else self.priors[rows].to(device)
 
 
