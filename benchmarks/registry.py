@@ -52,6 +52,23 @@ FAITHFULNESS_TEXTS = 500
 CV = 3
 
 
+# The classifier recipes, by setting: parameters over config()'s "classifier" block. "base" is the recipe
+# of every cell before issue 28 (a random head fine-tuned at 1e-4), spelled out now that the library's
+# defaults are the LP-FT recipe; "lpft" is that recipe, chosen on inner splits of the training samples
+# (benchmarks/select_recipe.py, doc/benchmarks.rst), never on a test split.
+_BASE = {"head_init": "random", "normalize_features": False, "head_learning_rate": None}
+_LPFT = {"head_init": "probe", "normalize_features": True, "learning_rate": 3e-5, "head_learning_rate": 3e-4}
+RECIPES = {
+    "base": {"5-shot": _BASE, "10-shot": _BASE, "full": _BASE},
+    "lpft": {"5-shot": {**_LPFT, "epochs": 8}, "10-shot": {**_LPFT, "epochs": 6}, "full": {**_LPFT, "epochs": 3}},
+}
+
+
+def recipe_params(recipe, setting):
+    """The classifier parameters of a recipe in a setting (over :func:`config`'s)."""
+    return dict(RECIPES[recipe][setting])
+
+
 def config(setting):
     """Every setting of a cell, as recorded with it (a method's classifier parameters go over ``classifier``).
 
@@ -78,7 +95,9 @@ def config(setting):
 # The priors a method can fuse, by the name a cell records them under: (PriorUnion member, scored by a model,
 # so that cells count its scorer queries). How each is computed is the runner's (reproduce.Seed).
 PRIORS = {"ig": ("ig", False), "lime": ("lime", False), "cap_emb": ("cap", True), "cap_llm": ("cap", True),
-          "cap_emb_desc": ("cap", True), "global": ("global", True)}
+          "cap_emb_desc": ("cap", True), "global": ("global", True),
+          # IG and LIME of a linear probe on the frozen encoder, cross-fitted like the fine-tuned references
+          "ig_probe": ("ig", False), "lime_probe": ("lime", False)}
 
 
 @dataclass(frozen=True)
@@ -91,10 +110,12 @@ class Method:
         The name its cells record (``method``).
     display : str
         Its name on the page.
-    group : {"required", "extra", "ablation", None}
+    group : {"required", "extra", "ablation", "anchor", "recipe", None}
         ``required``: the issue's methods, run by default; ``required`` and
         ``extra`` are the page's main rows, in the order of :data:`METHODS`;
-        ``ablation``: a variant of one of them. None: not registered.
+        ``ablation``: a variant of one of them; ``anchor``: a model a user
+        would try first (not explanation-guided); ``recipe``: a method of a
+        later classifier recipe (its block of the page). None: not registered.
     priors : tuple of str
         Keys of :data:`PRIORS`, in the order ``PriorUnion`` fuses them; one
         prior is used as it is, several are fused.
@@ -158,6 +179,31 @@ class Method:
 
 
 HYBRID = ("cap_emb", "ig", "lime")
+HYBRID_PROBE = ("cap_emb", "ig_probe", "lime_probe")
+
+
+def _frozen_probe(s, params):
+    """Frozen encoder + logistic regression, C by 3-fold CV on the training sample (an anchor)."""
+    from sklearn_cap.stages import LinearProbe
+
+    return s.classifier(**{**params, "stages": [LinearProbe(C="cv")]})
+
+
+def _zero_shot(s, params):
+    """Nearest label-name embedding (an anchor): the training texts give only the label space."""
+    from anchors import LabelNameHead
+
+    return s.classifier(**{**params, "stages": [LabelNameHead()]})
+
+
+def _setfit(s, params):
+    from anchors import SetFitClassifier
+
+    return SetFitClassifier(random_state=s.seed)
+
+
+# The anchors' classifier parameters: beta 0, the frozen features the probe recipe reads.
+_ANCHOR = {"beta": 0, "head_init": "probe", "normalize_features": True}
 BETA_SWEEP = {0.0: "vanilla", 0.1: "hybrid_mean_beta0.1", 0.3: "hybrid_mean_beta0.3", 1.0: "hybrid_mean",
               3.0: "hybrid_mean_beta3"}  # CAP Hybrid mean over beta; vanilla is beta = 0, the recipe's beta is 1
 
@@ -187,10 +233,35 @@ _ENTRIES = [
     Method("hybrid_mean_betacv", "CAP Hybrid mean, beta by CV on the training sample", "ablation", HYBRID,
            select_beta=True, against="hybrid_mean", costs_as="hybrid_mean"),
 ]
+_ENTRIES += [
+    Method("frozen_lr", "frozen encoder + logistic regression (C by CV)", "anchor", classifier=dict(_ANCHOR),
+           estimator=_frozen_probe),
+    Method("zero_shot", "zero-shot label names", "anchor", classifier=dict(_ANCHOR), estimator=_zero_shot),
+    Method("setfit", "SetFit (defaults, same MiniLM body)", "anchor", estimator=_setfit, attributions=()),
+    # The LP-FT recipe's block: every method of the base block again, and the cheap probe references.
+    Method("vanilla_lpft", "vanilla", "recipe", classifier={"beta": 0}, recipe="lpft"),
+    Method("ig_lpft", "IG", "recipe", ("ig",), recipe="lpft", against="vanilla_lpft"),
+    Method("lime_lpft", "LIME", "recipe", ("lime",), recipe="lpft", against="vanilla_lpft"),
+    Method("cap_emb_lpft", "CAP (embedding)", "recipe", ("cap_emb",), brief="embedding", recipe="lpft",
+           against="vanilla_lpft"),
+    Method("cap_llm_lpft", "CAP (LLM)", "recipe", ("cap_llm",), brief="LLM", recipe="lpft", against="vanilla_lpft"),
+    Method("hybrid_mean_lpft", "CAP Hybrid mean", "recipe", HYBRID, brief="Hybrid mean", recipe="lpft",
+           against="vanilla_lpft"),
+    Method("hybrid_max_lpft", "CAP Hybrid max", "recipe", HYBRID, aggregate="max", brief="Hybrid max",
+           recipe="lpft", against="vanilla_lpft"),
+    Method("ig_probe_lpft", "IG, probe reference", "recipe", ("ig_probe",), recipe="lpft", against="ig_lpft"),
+    Method("lime_probe_lpft", "LIME, probe reference", "recipe", ("lime_probe",), recipe="lpft",
+           against="lime_lpft"),
+    Method("hybrid_mean_probe_lpft", "CAP Hybrid mean, probe reference", "recipe", HYBRID_PROBE,
+           recipe="lpft", against="hybrid_mean_lpft"),
+]
 METHODS = {m.name: m for m in _ENTRIES}  # name -> Method, in the page's order
 REQUIRED = [n for n, m in METHODS.items() if m.group == "required"]
 MAIN = [n for n, m in METHODS.items() if m.group in ("required", "extra")]
 ABLATIONS = [n for n, m in METHODS.items() if m.group == "ablation"]
+ANCHORS = [n for n, m in METHODS.items() if m.group == "anchor" and n != "setfit"]  # SetFit: its own tier
+LPFT = [n for n, m in METHODS.items() if m.group == "recipe" and m.recipe == "lpft"]
+LPFT_REQUIRED = [n for n in LPFT if "probe" not in n]
 
 
 def method_of(name):
@@ -237,7 +308,16 @@ def grid():
              ("10-shot", [(d, "10-shot", s, m) for d in DATASETS for s in range(5) for m in REQUIRED]),
              ("full, one seed", [(d, "full", 0, m) for d in ("hwu64", "clinc150") for m in ("vanilla", "hybrid_mean")]),
              ("extra priors", [(d, "5-shot", s, m) for d in DATASETS for s in range(5)
-                               for m in ("global", "hybrid_mean_global")])]
+                               for m in ("global", "hybrid_mean_global")]),
+             # issue 28: the anchors and the LP-FT recipe's vanilla first, then every prior on top of it
+             ("lpft 5-shot", [(d, "5-shot", s, m) for d in DATASETS for s in range(5)
+                              for m in ANCHORS + ["vanilla_lpft"]]),
+             ("lpft 5-shot priors", [(d, "5-shot", s, m) for d in DATASETS for s in range(5) for m in LPFT
+                                     if m != "vanilla_lpft"]),
+             ("lpft 10-shot", [(d, "10-shot", s, m) for d in DATASETS for s in range(5) for m in ANCHORS + LPFT]),
+             ("lpft full", [("banking77", "full", s, m) for s in range(3)
+                            for m in ("frozen_lr", "vanilla_lpft", "hybrid_mean_lpft", "hybrid_mean_probe_lpft")]),
+             ("setfit", [(d, k, s, "setfit") for k in ("5-shot", "10-shot") for d in DATASETS for s in range(5)])]
     return [(t, *g) for t, cells in tiers for g in cells]
 
 

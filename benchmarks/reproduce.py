@@ -121,7 +121,7 @@ class Seed:
         c = self.cfg["classifier"]
         params = dict(beta=c["beta"], attribution=c["attribution"], epochs=c["epochs"], batch_size=c["batch_size"],
                       learning_rate=c["learning_rate"], precision=c["precision"], max_length=c["max_length"],
-                      random_state=self.seed, progress_bar=False)
+                      random_state=self.seed, progress_bar=False, **registry.recipe_params("base", self.setting))
         params.update(kw)
         return ExplanationGuidedClassifier(embedded.ENCODER, **params)
 
@@ -156,31 +156,38 @@ class Seed:
                 self.scored[name] = None if scored < 0 else int(scored)
         return self._mem[name]
 
-    def references(self):
+    def references(self, kind="finetuned"):
         """The cross-fitted reference models (trained once per prior seed; their seconds kept on disk).
 
-        On full data they are also kept on disk, so that priors computed in
-        resumable parts (:meth:`cross_fitted`) survive a killed run.
+        ``kind="finetuned"``: the base recipe's vanilla classifier, as every
+        cell before issue 28; ``"probe"``: a logistic regression on the frozen
+        encoder's features (C = 10), seconds to train. On full data they are
+        also kept on disk, so that priors computed in resumable parts
+        (:meth:`cross_fitted`) survive a killed run.
         """
-        if "refs" not in self._mem:
+        key = "refs" if kind == "finetuned" else f"refs_{kind}"
+        if key not in self._mem:
             import joblib
 
             from sklearn_cap import IGPriorTransformer
+            from sklearn_cap.stages import LinearProbe
 
-            path = self.dir / "refs.joblib"
+            path = self.dir / f"{key}.joblib"
             if path.exists():
-                self._mem["refs"] = joblib.load(path)
+                self._mem[key] = joblib.load(path)
             else:
                 t = time.perf_counter()
                 est = self.classifier(beta=0, random_state=self.prior_seed)
-                self._mem["refs"] = IGPriorTransformer(est, cv=CV).fit_reference(self.X, self.y)
+                if kind == "probe":
+                    est.set_params(head_init="probe", normalize_features=True, stages=[LinearProbe()])
+                self._mem[key] = IGPriorTransformer(est, cv=CV).fit_reference(self.X, self.y)
                 if self.setting == "full":
-                    joblib.dump(self._mem["refs"], path.with_suffix(".tmp"))
+                    joblib.dump(self._mem[key], path.with_suffix(".tmp"))
                     os.replace(path.with_suffix(".tmp"), path)
-                (self.dir / "refs_seconds.json").write_text(json.dumps(time.perf_counter() - t))
-        return self._mem["refs"]
+                (self.dir / f"{key}_seconds.json").write_text(json.dumps(time.perf_counter() - t))
+        return self._mem[key]
 
-    def cross_fitted(self, name, prior, chunk=500):
+    def cross_fitted(self, name, prior, chunk=500, kind="finetuned"):
         """Out-of-fold priors, fold by fold, in parts of ``chunk`` texts kept on disk as they finish.
 
         The same values as ``prior.fit_transform_with(self.references(), X, y)``
@@ -192,7 +199,7 @@ class Seed:
         texts, y = prior.check_fit_data(self.X, self.y)
         wa = WordAttributions(texts)
         values, seconds = np.full(wa.shape, np.nan), 0.0
-        for f, (test, model) in enumerate(self.references().folds):
+        for f, (test, model) in enumerate(self.references(kind).folds):
             for c in range(0, len(test), chunk):
                 rows = test[c : c + chunk]
                 part = self.dir / f"{name}_part{f}_{c}.npz"
@@ -207,8 +214,8 @@ class Seed:
                 seconds += float(z["seconds"])
         return Timed(wa.with_values(values), seconds)
 
-    def refs_seconds(self):
-        path = self.dir / "refs_seconds.json"
+    def refs_seconds(self, kind="finetuned"):
+        path = self.dir / ("refs_seconds.json" if kind == "finetuned" else f"refs_{kind}_seconds.json")
         return json.loads(path.read_text()) if path.exists() else 0.0
 
     def reference_prior(self, kind, in_sample=False, vanilla=None):
@@ -216,6 +223,7 @@ class Seed:
         from sklearn_cap.priors import References
 
         name = f"{kind}_insample" if in_sample else kind
+        kind, refs = kind.split("_")[0], "probe" if kind.endswith("_probe") else "finetuned"
 
         def compute():
             if kind == "ig":
@@ -227,10 +235,10 @@ class Seed:
                                              random_state=self.prior_seed, progress_bar=False)
             if in_sample:
                 return prior.fit_transform_with(References(full=vanilla), self.X, self.y)
-            return self.cross_fitted(name, prior)
+            return self.cross_fitted(name, prior, kind=refs)
 
         if not in_sample and not (self.dir / f"{name}.npz").exists():
-            self.references()  # trained outside the prior's timing: its seconds are counted once, separately
+            self.references(refs)  # trained outside the prior's timing: its seconds are counted once, separately
         return self.prior(name, compute)
 
     def cap(self, scorer_kind, descriptions=None):
@@ -267,7 +275,7 @@ class Seed:
 
     def named_prior(self, name, in_sample=False, vanilla=None):
         """A prior of :data:`registry.PRIORS` by name: (values, seconds of its computation)."""
-        if name in ("ig", "lime"):
+        if name in ("ig", "lime", "ig_probe", "lime_probe"):
             return self.reference_prior(name, in_sample, vanilla)
         if name == "cap_emb_desc":
             return self.cap("emb", descriptions=json.loads((DESCRIPTIONS / f"{self.dataset}.json").read_text()))
@@ -300,11 +308,13 @@ def priors_for(method, s, vanilla):
     if not method.priors:
         return None, 0.0
     values, seconds = {}, 0.0
-    for name in sorted(method.priors, key=lambda n: n not in ("ig", "lime")):
+    for name in sorted(method.priors, key=lambda n: not n.startswith(("ig", "lime"))):
         values[name], sec = s.named_prior(name, method.in_sample, vanilla)
         seconds += sec
     if not method.in_sample and {"ig", "lime"} & set(method.priors):
         seconds += s.refs_seconds()
+    if {"ig_probe", "lime_probe"} & set(method.priors):
+        seconds += s.refs_seconds("probe")
     if len(values) == 1:
         return values[method.priors[0]], seconds
     return np.asarray(s.fuse({n: values[n] for n in method.priors}, method.aggregate)), seconds
@@ -336,7 +346,7 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
     if m.in_sample and vanilla is None:
         vanilla = vanilla_cache["model"] = s.classifier(beta=0).fit(s.X, s.y)
     values, prior_s = priors_for(m, s, vanilla)
-    params, selection = dict(m.classifier), {}
+    params, selection = {**registry.recipe_params(m.recipe, s.setting), **m.classifier}, {}
     if m.select_beta:
         t = time.perf_counter()
         params["beta"], scores = choose_beta(s, values)
@@ -367,6 +377,7 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
         "seconds": {"priors": prior_s, "train": train_s, "evaluate": time.perf_counter() - t,
                     "cell": time.perf_counter() - t0},
         "config": cfg, "epochs_run": getattr(clf, "n_epochs_", None),
+        **({"probe": clf.probe_} if hasattr(clf, "probe_") else {}),
         "machine": machine(),
         "commit": _commit(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -38,7 +38,7 @@ print(classes)
 # %%
 # The vanilla model and the CAP-guided one differ only in ``beta`` and the
 # priors they are given.
-params = dict(epochs=15, learning_rate=1e-4, attribution="grad_input", random_state=0, progress_bar=False)
+params = dict(epochs=8, attribution="grad_input", random_state=0, progress_bar=False)
 vanilla = ExplanationGuidedClassifier(embedded.ENCODER, beta=0, **params).fit(X_few, y_few)
 priors = CAPPriorTransformer("embedding", progress_bar=False).fit_transform(X_few, y_few)
 guided = ExplanationGuidedClassifier(embedded.ENCODER, beta=1.0, **params).fit(X_few, y_few, priors=priors)

@@ -34,7 +34,7 @@ texts, gold = [X_few[i] for i in rows], [y_few[i] for i in rows]
 # %%
 # The reference classifier whose explanations the IG and LIME priors are; it
 # is trained once and passed as ``prefit``.
-reference = ExplanationGuidedClassifier(embedded.ENCODER, beta=0, epochs=15, learning_rate=1e-4,
+reference = ExplanationGuidedClassifier(embedded.ENCODER, beta=0, epochs=8,
                                         random_state=0, progress_bar=False).fit(X_few, y_few)
 
 # %%

@@ -264,7 +264,7 @@ def main(argv=None):
     d.add_argument("--max-test", type=_int_at_least(0), default=400, help="0: every test text of the subset")
     d.add_argument("--scorer", choices=["embedding", "llm"], default="embedding")
     d.add_argument("--n-samples", type=_int_at_least(8), default=100)
-    d.add_argument("--epochs", type=_int_at_least(1), default=15)
+    d.add_argument("--epochs", type=_int_at_least(1), default=8)
     d.add_argument("--beta", type=_float_at_least(0), default=1.0,
                    help="weight of the attribution loss (a number >= 0)")
     d.add_argument("--seed", type=_int_at_least(0), default=0)

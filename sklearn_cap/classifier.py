@@ -41,7 +41,11 @@ from .text import WordAttributions
 from .validation import (RANDOM_STATE, check_known_labels, check_labels, check_min_classes, check_texts, seed_from,
                          text_input_tags)
 
-__all__ = ["ExplanationGuidedClassifier"]
+__all__ = ["ExplanationGuidedClassifier", "LEGACY_RECIPE"]
+
+# The defaults before the LP-FT recipe (sklearn-cap 0.1.0.dev0 up to issue 28): a randomly initialised head
+# fine-tuned with the body at one learning rate. ExplanationGuidedClassifier(**LEGACY_RECIPE) trains as then.
+LEGACY_RECIPE = {"head_init": "random", "normalize_features": False, "head_learning_rate": None, "learning_rate": 5e-5}
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 _HEAD = ("classifier.", "score.")
@@ -73,20 +77,23 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         token). ``"mean"``: masked mean of the token states, then a linear
         head. ``"auto"``: ``"mean"`` for a sentence-transformers folder that
         pools by mean (the embedded MiniLM), else ``"cls"``.
-    head_init : {"auto", "probe", "random"}, default="random"
+    head_init : {"auto", "probe", "random"}, default="auto"
         How the classification head starts. ``"probe"``: a logistic
         regression fitted on the frozen encoder's pooled features
         (:class:`~sklearn_cap.stages.LinearProbe`), then fine-tuning: LP-FT
         (Kumar et al. 2022). ``"random"``: a randomly initialised head.
         ``"auto"``: ``"probe"`` with mean pooling, ``"random"`` with the
         model's own (``"cls"``) head.
-    probe_C : float, default=10.0
-        Inverse L2 strength of the linear probe's logistic regression.
-    head_learning_rate : float or None, default=None
-        Learning rate of the head's parameters; None: ``learning_rate``.
-    normalize_features : bool, default=False
+    probe_C : float or "cv", default=10.0
+        Inverse L2 strength of the linear probe's logistic regression;
+        ``"cv"`` chooses it by 3-fold CV on the training texts.
+    head_learning_rate : float, "auto" or None, default="auto"
+        Learning rate of the head's parameters. ``"auto"``: ten times
+        ``learning_rate`` for a head that starts from a probe, else
+        ``learning_rate``; None: ``learning_rate``.
+    normalize_features : bool or "auto", default="auto"
         L2-normalise the pooled features before the head (mean pooling
-        only).
+        only); ``"auto"``: with mean pooling.
     head : {"linear", "cosine"}, default="linear"
         ``"cosine"``: cosine similarity of normalised features and class
         weights over ``temperature`` (mean pooling only).
@@ -113,7 +120,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         out of the attribution loss.
     epochs : int, default=3
     batch_size : int, default=32
-    learning_rate : float, default=5e-5
+    learning_rate : float, default=3e-5
+        Of the encoder's parameters (and of the head, see
+        ``head_learning_rate``).
     weight_decay : float, default=0.01
         AdamW's decoupled weight decay (not on biases and norms), >= 0.
     warmup_ratio : float, default=0.06
@@ -186,9 +195,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         "model": [str, os.PathLike],
         "pooling": [StrOptions({"auto", "cls", "mean"})],
         "head_init": [StrOptions({"auto", "probe", "random"})],
-        "probe_C": [Interval(Real, 0, None, closed="neither")],
-        "head_learning_rate": [Interval(Real, 0, None, closed="neither"), None],
-        "normalize_features": ["boolean"],
+        "probe_C": [Interval(Real, 0, None, closed="neither"), StrOptions({"cv"})],
+        "head_learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
+        "normalize_features": ["boolean", StrOptions({"auto"})],
         "head": [StrOptions({"linear", "cosine"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -220,10 +229,10 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         model="roberta-base",
         *,
         pooling="auto",
-        head_init="random",
+        head_init="auto",
         probe_C=10.0,
-        head_learning_rate=None,
-        normalize_features=False,
+        head_learning_rate="auto",
+        normalize_features="auto",
         head="linear",
         temperature=0.05,
         beta=1.0,
@@ -233,7 +242,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         max_length=128,
         epochs=3,
         batch_size=32,
-        learning_rate=5e-5,
+        learning_rate=3e-5,
         weight_decay=0.01,
         warmup_ratio=0.06,
         optimizer="adamw",
@@ -419,7 +428,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     def _head_options(self):
         """The mean-pooling head's options; a ValueError where the model's own head cannot take them."""
         custom = {k: v for k, v in (("normalize_features", self.normalize_features), ("head", self.head))
-                  if v != {"normalize_features": False, "head": "linear"}[k]}
+                  if v not in ({"normalize_features": (False, "auto"), "head": ("linear",)}[k])}
         if self.pooling_ != "mean":
             if custom:
                 raise ValueError(
@@ -427,7 +436,8 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
                     "the head reads); with the model's own head (pooling='cls') leave them at their defaults."
                 )
             return None
-        return {"normalize": bool(self.normalize_features), "head": self.head, "temperature": float(self.temperature)}
+        normalize = self.normalize_features in (True, "auto")
+        return {"normalize": normalize, "head": self.head, "temperature": float(self.temperature)}
 
     def _resolved_head_init(self):
         if self.head_init == "auto":
@@ -542,7 +552,10 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
             {"params": [p for n, p in named if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay)},
             {"params": [p for n, p in named if n.endswith(_NO_DECAY)], "weight_decay": 0.0},
         ]
-        if self.head_learning_rate is not None:
+        head_lr = self.head_learning_rate
+        if head_lr == "auto":
+            head_lr = 10 * float(self.learning_rate) if self._resolved_head_init() == "probe" else None
+        if head_lr is not None:
             # The head in groups of its own at head_learning_rate (both model kinds name it classifier.*).
             body = [(n, p) for n, p in named if not n.startswith(_HEAD)]
             head = [(n, p) for n, p in named if n.startswith(_HEAD)]
@@ -550,9 +563,8 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
                 {"params": [p for n, p in body if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay)},
                 {"params": [p for n, p in body if n.endswith(_NO_DECAY)], "weight_decay": 0.0},
                 {"params": [p for n, p in head if not n.endswith(_NO_DECAY)], "weight_decay": float(self.weight_decay),
-                 "lr": float(self.head_learning_rate)},
-                {"params": [p for n, p in head if n.endswith(_NO_DECAY)], "weight_decay": 0.0,
-                 "lr": float(self.head_learning_rate)},
+                 "lr": float(head_lr)},
+                {"params": [p for n, p in head if n.endswith(_NO_DECAY)], "weight_decay": 0.0, "lr": float(head_lr)},
             ]
         if self.optimizer == "adamw":
             return torch.optim.AdamW(groups, lr=float(self.learning_rate))

@@ -83,7 +83,7 @@ def confusable_classes(labels, n, *, seed_label=None, encoder=None):
     return sorted(labels[i] for i in order)
 
 
-def make_methods(encoder, *, scorer="embedding", n_samples=100, lam=0.1, epochs=15, learning_rate=1e-4,
+def make_methods(encoder, *, scorer="embedding", n_samples=100, lam=0.1, epochs=8, learning_rate=3e-5,
                  batch_size=16, beta=1.0, attribution="grad_input", lime_samples=500, ig_steps=20,
                  random_state=0, cache_dir=None, progress_bar=False):
     """The classifier and the prior of every method of the paper's table, unfitted.
@@ -104,10 +104,11 @@ def make_methods(encoder, *, scorer="embedding", n_samples=100, lam=0.1, epochs=
         Masks per text of the CAP prior.
     lam : float, default=0.1
         Ridge penalty of the CAP prior.
-    epochs : int, default=15
-        Training epochs of the classifier.
-    learning_rate : float, default=1e-4
-        The classifier's learning rate.
+    epochs : int, default=8
+        Training epochs of the classifier (the LP-FT recipe's at 5 shots).
+    learning_rate : float, default=3e-5
+        The classifier's learning rate (its head's is ten times it, from
+        the linear probe it starts from).
     batch_size : int, default=16
         The classifier's training batch size.
     beta : float, default=1.0

@@ -164,10 +164,18 @@ class LinearProbe(Stage):
     ones the head reads) and copies its weights into the head; a
     :class:`FineTune` stage usually follows. Needs ``pooling="mean"``.
 
+    The stage records what it fitted in the classifier's ``probe_``: ``C``,
+    the probe's accuracy on the training texts, and with ``C="cv"`` the mean
+    cross-validated accuracy of every candidate.
+
     Parameters
     ----------
-    C : float, default=10.0
-        Inverse L2 strength of the logistic regression.
+    C : float or "cv", default=10.0
+        Inverse L2 strength of the logistic regression; ``"cv"`` chooses it
+        among ``Cs`` by stratified ``cv``-fold accuracy on the training
+        texts alone.
+    Cs : tuple of float, default=(0.1, 1.0, 10.0, 100.0)
+    cv : int, default=3
     max_iter : int, default=1000
 
     Examples
@@ -176,19 +184,64 @@ class LinearProbe(Stage):
     LinearProbe(C=1.0)
     """
 
-    def __init__(self, C=10.0, max_iter=1000):
+    def __init__(self, C=10.0, Cs=(0.1, 1.0, 10.0, 100.0), cv=3, max_iter=1000):
         self.C = C
+        self.Cs = Cs
+        self.cv = cv
         self.max_iter = max_iter
 
-    def fit_probe(self, features, y_idx, n_classes):
+    def choose_C(self, features, y_idx, seed=0):
+        """``C``, or with ``C="cv"`` the candidate of ``Cs`` with the best cross-validated accuracy.
+
+        Parameters
+        ----------
+        features : ndarray of shape (n, hidden)
+        y_idx : ndarray of int
+        seed : int, default=0
+            Shuffles the folds.
+
+        Returns
+        -------
+        C : float
+        scores : dict of str -> float
+            Mean cross-validated accuracy per candidate (empty without ``"cv"``).
+        """
+        if self.C != "cv":
+            return float(self.C), {}
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+        folds = min(int(self.cv), int(np.bincount(y_idx)[np.unique(y_idx)].min()))
+        if folds < 2:
+            raise ValueError("LinearProbe(C='cv') needs at least 2 training texts of every class; give C a number.")
+        split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        scores = {f"{c:g}": float(cross_val_score(LogisticRegression(C=float(c), max_iter=int(self.max_iter)),
+                                                  features, y_idx, cv=split).mean()) for c in self.Cs}
+        best = max(self.Cs, key=lambda c: scores[f"{c:g}"])  # ties: the first, the strongest regularisation
+        return float(best), scores
+
+    def fit_probe(self, features, y_idx, n_classes, C):
         """The fitted ``LogisticRegression`` and its (n_classes, hidden) weights and biases, every class a row.
 
         Classes absent from ``y_idx`` (possible after a validation split)
         get zero weights and a bias below every other class's.
+
+        Parameters
+        ----------
+        features : ndarray of shape (n, hidden)
+        y_idx : ndarray of int
+        n_classes : int
+        C : float
+
+        Returns
+        -------
+        lr : LogisticRegression
+        weight : ndarray of shape (n_classes, hidden)
+        intercept : ndarray of shape (n_classes,)
         """
         from sklearn.linear_model import LogisticRegression
 
-        lr = LogisticRegression(C=float(self.C), max_iter=int(self.max_iter)).fit(features, y_idx)
+        lr = LogisticRegression(C=float(C), max_iter=int(self.max_iter)).fit(features, y_idx)
         coef, bias = lr.coef_, lr.intercept_
         if len(lr.classes_) == 2:  # scikit-learn keeps one row for two classes: logits (0, w.x + b)
             coef, bias = np.vstack([-coef / 2, coef / 2]), np.array([-bias[0] / 2, bias[0] / 2])
@@ -202,8 +255,10 @@ class LinearProbe(Stage):
         if not hasattr(model, "features"):
             raise ValueError("LinearProbe reads pooled features, which only pooling='mean' exposes; use "
                              "pooling='mean' or head_init='random'.")
-        feats = clf.features(data.encoded, data.train_rows)
-        _, weight, intercept = self.fit_probe(feats, data.y_idx[data.train_rows], len(clf.classes_))
+        feats, y_idx = clf.features(data.encoded, data.train_rows), data.y_idx[data.train_rows]
+        C, scores = self.choose_C(feats, y_idx, seed=int(data.rng.integers(2**31)) if self.C == "cv" else 0)
+        lr, weight, intercept = self.fit_probe(feats, y_idx, len(clf.classes_), C)
+        clf.probe_ = {"C": C, "train_accuracy": float(lr.score(feats, y_idx)), "cv_accuracy": scores}
         head = model.classifier
         with torch.no_grad():
             # A cosine head has no bias and keeps only the class directions.

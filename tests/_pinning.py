@@ -15,9 +15,10 @@ import numpy as np
 
 PINNED = Path(__file__).resolve().parent / "data" / "pinned_predictions.json"
 
-# name -> classifier parameters; every run also gets COMMON. head_init="random" names the
-# only head there was when the file was written (the LP-FT recipe came after it).
-COMMON = dict(epochs=3, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False, head_init="random")
+# name -> classifier parameters; every run also gets COMMON. The recipe parameters name the only
+# recipe there was when the file was written (the LP-FT recipe and its defaults came after it).
+RECIPE = dict(head_init="random", normalize_features=False, head_learning_rate=None)
+COMMON = dict(epochs=3, batch_size=16, learning_rate=2e-3, random_state=0, progress_bar=False, **RECIPE)
 RUNS = {
     "ce": dict(beta=0),
     "grad_input": dict(beta=1.0, attribution="grad_input"),
@@ -54,7 +55,7 @@ def run_all(folder, extra=None):
     out = {}
     for name, params in RUNS.items():
         common = COMMON if "head_init" in ExplanationGuidedClassifier().get_params() else \
-            {k: v for k, v in COMMON.items() if k != "head_init"}
+            {k: v for k, v in COMMON.items() if k not in RECIPE}
         clf = ExplanationGuidedClassifier(folder, **{**common, **params, **(extra or {})})
         clf.fit(WordAttributions(X, P), y)
         out[name] = clf.predict_proba(X[:24]).tolist()
