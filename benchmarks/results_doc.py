@@ -7,6 +7,11 @@ What each method is (its name on the page, what an ablation is compared
 with, which priors it fuses) is ``benchmarks/registry.py``'s; this module
 does not import the runner, ``reproduce.py``.
 
+Cells of the anchors and of a recipe other than the base one (issue 28's
+LP-FT) make a block of their own near the top, *Accurate first*, paired
+against that recipe's vanilla; every other section shows the base recipe's
+cells alone, as it did before those cells existed.
+
 Run (``python benchmarks/reproduce.py --write-doc`` runs the same)::
 
     python benchmarks/results_doc.py
@@ -118,14 +123,22 @@ def queries(group, method):
     return f"{total:.0f}" if names else "–"
 
 
-def summary_lines(groups):
-    """One line per (data set, setting, method) with a win or loss, and the number of intervals tested."""
+def _against_vanilla(present):
+    """(row, baseline, its name on the page): every method against vanilla, in the page's order."""
+    return [(m, "vanilla", name_of(m)) for m in sorted(present - {"vanilla"}, key=order)]
+
+
+def summary_lines(groups, pairs=_against_vanilla):
+    """One line per (data set, setting, method) with a win or loss, and the number of intervals tested.
+
+    ``pairs(methods)`` gives the (row, baseline, name) of the methods present in a group.
+    """
     lines, tested, found = [], 0, 0
     for (dataset, setting), cells in groups:
-        for method in sorted({c["method"] for c in cells} - {"vanilla"}, key=order):
+        for method, baseline, who in pairs({c["method"] for c in cells}):
             parts = []
             for metric, label in ACCURACY + FAITH:
-                d = paired(cells, method, metric)
+                d = paired(cells, method, metric, baseline)
                 m, lo, hi = t_interval(d)
                 tested += not np.isnan(lo)
                 v = verdict(lo, hi, higher_is_better=not metric.startswith("sufficiency"))
@@ -133,7 +146,7 @@ def summary_lines(groups):
                 if v:
                     parts.append(f"{v} on {label} ({m:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], {len(d)} seeds)")
             if parts:
-                lines.append(f"* {dataset}, {setting}, {name_of(method)}: " + "; ".join(parts) + ".")
+                lines.append(f"* {dataset}, {setting}, {who}: " + "; ".join(parts) + ".")
     return lines, tested, found
 
 
@@ -278,11 +291,204 @@ def _known_median(values):
     return float(np.median(known)) if known else np.nan
 
 
+# -- the anchors and the LP-FT recipe ("Accurate first") ----------------------------------------------------
+
+# Its rows are the anchors (a model a user would try first) and the methods of a later classifier recipe; the
+# recipe's vanilla is paired against each anchor and against the base recipe's vanilla of the same seeds (the
+# change of base), every other row against the method the registry says it changes (``against``).
+RECIPE_NAMES = {"base": "base recipe", "lpft": "LP-FT"}
+NEW_VANILLA = "vanilla_lpft"
+ANCHOR_METHODS = [n for n, m in METHODS.items() if m.group == "anchor"]
+RECIPE_KEYS = ["head_init", "normalize_features", "learning_rate", "head_learning_rate", "epochs", "batch_size"]
+_MISSING = object()
+
+
+def in_new_block(method):
+    """Whether a method's cells are shown in the page's first block (an anchor, or a recipe other than base)."""
+    m = method_of(method)
+    return m.group == "anchor" or m.recipe != "base"
+
+
+def label(method):
+    """A method's name in the first block: an anchor's name, any other's with its recipe, e.g. "vanilla (LP-FT)"."""
+    m = method_of(method)
+    return m.display if m.group == "anchor" else f"{m.display} ({RECIPE_NAMES.get(m.recipe, m.recipe)})"
+
+
+def _page_index(method):
+    return (list(METHODS).index(method) if method in METHODS else len(METHODS)), method
+
+
+def new_pairs(present):
+    """(row, baseline, name) of the first block among the methods ``present``, each paired as row - baseline.
+
+    The recipe's vanilla against each anchor and against the base recipe's
+    vanilla; every other row of the block against its registry ``against``.
+
+    Examples
+    --------
+    >>> [(r, b) for r, b, _ in new_pairs({"vanilla", "vanilla_lpft", "frozen_lr", "cap_emb_lpft"})]
+    [('vanilla_lpft', 'frozen_lr'), ('vanilla_lpft', 'vanilla'), ('cap_emb_lpft', 'vanilla_lpft')]
+    """
+    rows = [(NEW_VANILLA, b) for b in ANCHOR_METHODS + ["vanilla"] if NEW_VANILLA in present and b in present]
+    rows += [(m, method_of(m).against) for m in sorted(present, key=_page_index)
+             if in_new_block(m) and method_of(m).against in present]
+    return [(r, b, f"{label(r)} against {label(b)}") for r, b in dict.fromkeys(rows)]
+
+
+def _recorded(cells, read):
+    """What ``read(cell)`` gives over the cells, per setting where the settings differ ("not recorded": absent)."""
+    by_setting = defaultdict(set)
+    for c in cells:
+        v = read(c)
+        by_setting[c["setting"]].add("not recorded" if v is _MISSING else f"``{json.dumps(v)}``")
+    values = {st: " or ".join(sorted(v)) for st, v in by_setting.items()}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    ordered = sorted(values.items(), key=lambda kv: (SETTING_ORDER.index(kv[0]) if kv[0] in SETTING_ORDER
+                                                      else len(SETTING_ORDER), kv[0]))
+    return ", ".join(f"{v} ({st})" for st, v in ordered)
+
+
+def _classifier_setting(key):
+    return lambda c: c["config"]["classifier"].get(key, _MISSING)
+
+
+def _probe_C(cell):
+    return cell.get("probe", {}).get("C", _MISSING)
+
+
+def recipe_table(cells):
+    """The classifier settings of each recipe as its cells record them (``config.classifier``; probe C: ``probe``)."""
+    recipes = defaultdict(list)
+    for c in cells:
+        if method_of(c["method"]).group != "anchor":
+            recipes[method_of(c["method"]).recipe].append(c)
+    names = sorted(recipes, key=lambda r: (r != "base", r))
+    rows = [[f"``{k}``"] + [_recorded(recipes[r], _classifier_setting(k)) for r in names] for k in RECIPE_KEYS]
+    rows.append(["probe ``C``"] + [_recorded(recipes[r], _probe_C) for r in names])
+    return _table(["classifier setting"] + [f"{RECIPE_NAMES.get(r, r)} ({len(recipes[r])} cells)" for r in names],
+                  rows)
+
+
+def _probe_lines(group):
+    """The probe's C of each seed (and its cross-validated accuracy where C was chosen), as the cells record them.
+
+    Methods whose probes read the same are named on one line.
+    """
+    lines = defaultdict(list)
+    for m in sorted({c["method"] for c in group if "probe" in c}, key=_page_index):
+        cs = sorted((c for c in group if c["method"] == m and "probe" in c), key=lambda c: c["seed"])
+        cv = [c["probe"].get("cv_accuracy") or {} for c in cs]
+        if any(cv):
+            among = ", ".join(dict.fromkeys(k for scores in cv for k in scores))
+            chosen = [f"{c['probe']['C']:g}" for c in cs]
+            seeds = "; ".join(f"seed {c['seed']}: {C}" + (f" ({scores[C]:.3f})" if C in scores else "")
+                              for c, C, scores in zip(cs, chosen, cv))
+            lines[f"C chosen by mean cross-validated accuracy on the seed's training sample among {among} "
+                  f"(that accuracy in parentheses): {seeds}."].append(label(m))
+        else:
+            by_C = defaultdict(list)
+            for c in cs:
+                by_C[f"{c['probe']['C']:g}"].append(c["seed"])
+            lines["probe C = " + "; ".join(f"{C} (seeds {', '.join(map(str, ss))})" for C, ss in by_C.items())
+                  + "."].append(label(m))
+    if not lines:
+        return []
+    return (["Linear probes, as the cells record them:", ""]
+            + [f"* {'; '.join(names)}: {text}" for text, names in lines.items()] + [""])
+
+
+def _diff_with_seeds(d, higher_is_better=True):
+    """A paired difference as :func:`_diff_cell` gives it, with its number of seeds where it has an interval."""
+    return _diff_cell(d, higher_is_better) + (f" ({len(d)} seeds)" if len(d) >= MIN_SEEDS else "")
+
+
+def headline_lines(groups):
+    """The recipe's vanilla against each anchor and the base recipe's vanilla, on clean accuracy, per group."""
+    against = [b for b in ANCHOR_METHODS + ["vanilla"] if any(c["method"] == b for _, g in groups for c in g)]
+    rows = []
+    for (dataset, setting), group in groups:
+        mine = [c["metrics"]["test"] for c in group if c["method"] == NEW_VANILLA]
+        if mine:
+            rows.append([f"{dataset}, {setting}", _mean_sd(mine)]
+                        + [_diff_with_seeds(paired(group, NEW_VANILLA, "test", b)) for b in against])
+    if not rows:
+        return []
+    return ([f"{label(NEW_VANILLA)} minus each anchor and minus {label('vanilla')}, on clean accuracy: the mean",
+             "of the per-seed differences, its 95% CI and the number of paired seeds (a *loss* is an interval",
+             f"below 0: the anchor, or {label('vanilla')}, is the more accurate):", ""]
+            + _table(["data set, setting", f"{label(NEW_VANILLA)}, clean"] + [f"minus {label(b)}" for b in against],
+                     rows))
+
+
+def new_block_lines(groups):
+    """The page's first block: the anchors and the LP-FT recipe, from the groups that have cells of them."""
+    cells = [c for _, g in groups for c in g]
+    groups = [(key, g) for key, g in groups if any(in_new_block(c["method"]) for c in g)]
+    if not groups:
+        return []
+    title = f"Accurate first: the {RECIPE_NAMES['lpft']} recipe and the anchors"
+    out = [title, "-" * len(title), "",
+           "The anchors (" + "; ".join(name_of(a) for a in ANCHOR_METHODS) + ")",
+           "are what a user would try before an explanation-guided classifier; the "
+           f"{RECIPE_NAMES['lpft']} block is every method",
+           f"trained with the {RECIPE_NAMES['lpft']} recipe, on the same samples and test sets as every other cell.",
+           "Each difference is *row minus against*, paired by seed on the same test texts, with the page's 95%",
+           f"t-interval over seeds: {label(NEW_VANILLA)} against each anchor and against {label('vanilla')} of the",
+           "same seeds (the change of base), every other row against the method it changes one thing of.", "",
+           "The two recipes, as their cells record them (per setting where they differ):", ""]
+    out += recipe_table(cells)
+    out += headline_lines(groups)
+    lines, tested, n_found = summary_lines(groups, new_pairs)
+    out += [f"Differences of this block whose 95% interval excludes 0 ({n_found} of its {tested} intervals, not",
+            "corrected for their number; all others are within seed noise):", ""]
+    out += (lines or ["* none so far."]) + [""]
+    for (dataset, setting), group in groups:
+        present = {c["method"] for c in group}
+        rows_of = sorted((m for m in present if in_new_block(m)), key=_page_index)
+        rows_of += ["vanilla"] * ("vanilla" in present)  # the base recipe's, for reference
+        sub = f"{dataset}, {setting}: anchors and {RECIPE_NAMES['lpft']}"
+        out += [sub, "~" * len(sub), ""] + _group_intro([c for c in group if in_new_block(c["method"])])
+        rows = [[label(m)] + [_mean_sd([c["metrics"][k] for c in group if c["method"] == m and k in c["metrics"]])
+                              for k, _ in ACCURACY] for m in rows_of]
+        out += ["Accuracy:", ""] + _table(["method"] + [h for _, h in ACCURACY], rows)
+        rows = []
+        for m in rows_of:
+            cs = [c for c in group if c["method"] == m]
+            rows.append([label(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]]) for k, _ in FAITH]
+                        + [f"{np.median([c['seconds'][k] for c in cs]):.0f}" for k in ("priors", "train")]
+                        + [_cost_cell(cs, _known_median([cost_seconds(c, group) for c in cs])), queries(group, m)])
+        out += ["Faithfulness and cost (median seconds over seeds of the priors, of the training, and their sum",
+                "as the base recipe's tables count it; scorer queries as there):", ""]
+        out += _table(["method"] + [h for _, h in FAITH] + ["priors s", "train s", "cost s", "scorer queries"], rows)
+        pairs = new_pairs(present)
+        rows = [[label(r), label(b)] + [_diff_cell(paired(group, r, k, b)) for k, _ in ACCURACY] for r, b, _ in pairs]
+        if rows:
+            out += ["Paired differences, row minus against (mean, 95% CI over seeds):", ""]
+            out += _table(["row", "against"] + [h for _, h in ACCURACY], rows)
+        rows = [[label(r), label(b)] + [_diff_cell(paired(group, r, k, b), not k.startswith("sufficiency"))
+                                        for k, _ in FAITH] for r, b, _ in pairs]
+        rows = [r for r in rows if any(x != "–" for x in r[2:])]
+        if rows:
+            out += ["Faithfulness, row minus against (95% CI over seeds; lower sufficiency is better):", ""]
+            out += _table(["row", "against"] + [h for _, h in FAITH], rows)
+        out += _probe_lines(group)
+        recipe = [c for c in group if in_new_block(c["method"]) and method_of(c["method"]).group != "anchor"]
+        if recipe:
+            out += [f"Settings read from the {RECIPE_NAMES['lpft']} cells of this section:", ""]
+            out += [f"* {line}" for line in _settings_lines(recipe)] + [""]
+    return out
+
+
 def write_doc(cells, path=DOC, costs=()):
     groups = defaultdict(list)
     for c in cells:
         groups[(c["dataset"], c["setting"])].append(c)
     ordered = sorted(groups.items(), key=lambda kv: (DATASETS.index(kv[0][0]), SETTING_ORDER.index(kv[0][1])))
+    first = new_block_lines(ordered)
+    # the base recipe's sections below: every cell but the first block's
+    ordered = [(key, base) for key, g in ordered if (base := [c for c in g if not in_new_block(c["method"])])]
     total_h = sum(c["seconds"]["cell"] for c in cells) / 3600
     seeds = sorted({c["seed"] for c in cells})
     out = [
@@ -310,13 +516,17 @@ def write_doc(cells, path=DOC, costs=()):
         "Faithfulness (AOPC comprehensiveness and sufficiency) is measured on a fixed subset of test",
         "texts with the attribution the model was trained to align (gradient x input, *g×i*) and with IG.",
         "",
-        "Summary",
-        "-------",
-        "",
     ]
+    out += first + ["Summary", "-------", ""]
+    if first:
+        old = [c for _, g in ordered for c in g]
+        out += [f"The {RECIPE_NAMES['base']}: this summary and the sections from here to *Re-timed priors* show",
+                f"the {len(old)} cells of the {RECIPE_NAMES['base']}, which record its classifier settings as: "
+                + "; ".join(f"``{k}``: {_recorded(old, _classifier_setting(k))}" for k in RECIPE_KEYS) + ".", ""]
     out += brief_lines(ordered)
     lines, tested, n_found = summary_lines(ordered)
-    out += [f"Differences to vanilla whose 95% interval excludes 0 ({n_found} of the {tested} intervals on this page;",
+    where = "of the base recipe's sections" if first else "on this page"
+    out += [f"Differences to vanilla whose 95% interval excludes 0 ({n_found} of the {tested} intervals {where};",
             "all others are within seed noise). The intervals are not corrected for their number: with no",
             f"effect at all, about {tested / 20:.0f} of {tested} would exclude 0 by chance, so a lone win or loss",
             "on one set deserves less weight than a pattern across data sets:", ""]
@@ -324,21 +534,8 @@ def write_doc(cells, path=DOC, costs=()):
     out.append("")
     for (dataset, setting), group in ordered:
         methods = sorted({c["method"] for c in group}, key=order)
-        n_train = sorted({c["n_train"] for c in group})
         title = f"{dataset}, {setting}"
-        out += [title, "-" * len(title), ""]
-        sizes = group[0]["set_sizes"]
-        out.append(f"{group[0]['n_classes']} intents; training texts per seed: {', '.join(map(str, n_train))}; "
-                   f"test texts: {group[0]['n_test']}; adversarial sets: "
-                   + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ".")
-        guided = [c for c in group if c["method"] != "vanilla"]
-        shared = sorted({c["prior_seed"] for c in guided if c.get("prior_seed", c["seed"]) != c["seed"]})
-        if shared:
-            users = sorted({c["seed"] for c in guided})
-            out.append(f"Every seed trains on the same texts; the priors were computed once, from the reference "
-                       f"models of seed {', '.join(map(str, shared))}, and shared by seeds "
-                       f"{', '.join(map(str, users))}: the seeds vary the classifier's initialisation and batch order.")
-        out.append("")
+        out += [title, "-" * len(title), ""] + _group_intro(group)
         rows = []
         for m in methods:
             cs = [c for c in group if c["method"] == m]
@@ -394,6 +591,28 @@ def write_doc(cells, path=DOC, costs=()):
     out += retimed_lines(cells, costs)
     path.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {path} from {len(cells)} cells")
+
+
+def _uses_priors(method):
+    """Whether a method's cells train with priors (an unregistered method is taken to)."""
+    return method != "vanilla" and (method not in METHODS or bool(METHODS[method].priors))
+
+
+def _group_intro(group):
+    """The lines that open a (data set, setting) section: its sizes, and the seeds whose priors were shared."""
+    n_train = sorted({c["n_train"] for c in group})
+    sizes = group[0]["set_sizes"]
+    out = [f"{group[0]['n_classes']} intents; training texts per seed: {', '.join(map(str, n_train))}; "
+           f"test texts: {group[0]['n_test']}; adversarial sets: " + ", ".join(f"{k} {v}" for k, v in sizes.items())
+           + "."]
+    guided = [c for c in group if _uses_priors(c["method"])]
+    shared = sorted({c["prior_seed"] for c in guided if c.get("prior_seed", c["seed"]) != c["seed"]})
+    if shared:
+        users = sorted({c["seed"] for c in guided})
+        out.append(f"Every seed trains on the same texts; the priors were computed once, from the reference "
+                   f"models of seed {', '.join(map(str, shared))}, and shared by seeds "
+                   f"{', '.join(map(str, users))}: the seeds vary the classifier's initialisation and batch order.")
+    return out + [""]
 
 
 def _diff_cell(d, higher_is_better=True):

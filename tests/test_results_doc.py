@@ -9,7 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from registry import grid, plan  # noqa: E402
-from results_doc import brief_lines, cost_seconds, paired, t_interval, verdict, write_doc  # noqa: E402
+from results_doc import (brief_lines, cost_seconds, new_block_lines, paired, t_interval, verdict,  # noqa: E402
+                         write_doc)
 
 
 def _cell(method, seed, acc, **cfg):
@@ -148,3 +149,111 @@ def test_costs_of_unrecorded_cache_use_are_marked_and_retimed_priors_listed(tmp_
     assert ("CPUs the cells ran on: AMD EPYC (bfloat16: avx512_bf16): 1 cells; not recorded: 9 cells."
             in " ".join(text.split()))
     assert "3*" in text  # the cost column of the faithfulness table marks the unverified median
+
+
+# Issue 28's first block: the anchors and the LP-FT recipe, each seed paired with the same seed's cells.
+BASE = {"learning_rate": 1e-4}
+LPFT = {"learning_rate": 3e-5, "head_learning_rate": 3e-4, "head_init": "probe", "normalize_features": True}
+
+
+def _recipe_cell(method, seed, acc, classifier, probe=None):
+    cell = _cell(method, seed, acc, epochs=8 if classifier is LPFT else 15)
+    cell["config"]["classifier"].update(classifier)
+    if probe is not None:
+        cell["probe"] = probe
+    return cell
+
+
+def _recipe_cells():
+    """vanilla (base), vanilla_lpft, frozen_lr and cap_emb_lpft over seeds 0-2, with known per-seed differences."""
+    cells = [_recipe_cell("vanilla", s, 0.70 + 0.01 * s, BASE) for s in range(3)]
+    cells += [_recipe_cell("frozen_lr", s, 0.78, {**BASE, "head_init": "probe"},
+                           probe={"C": [10.0, 1.0, 10.0][s], "train_accuracy": 1.0,
+                                  "cv_accuracy": {"1": 0.70 + 0.01 * s, "10": 0.75 + 0.01 * s}}) for s in range(3)]
+    # vanilla_lpft - frozen_lr: 0.02, 0.03, 0.04 (mean 0.03, sd 0.01: t(0.975, 2) * 0.01 / sqrt 3 = 0.0248)
+    probe = {"C": 10.0, "train_accuracy": 1.0, "cv_accuracy": {}}
+    cells += [_recipe_cell("vanilla_lpft", s, 0.80 + 0.01 * s, LPFT, probe) for s in range(3)]
+    # cap_emb_lpft - vanilla_lpft: -0.020, -0.021, -0.022 (a loss: [-0.023, -0.019])
+    cells += [_recipe_cell("cap_emb_lpft", s, 0.78 + 0.01 * s - 0.001 * s, LPFT, probe) for s in range(3)]
+    return cells
+
+
+def test_first_block_pairs_the_new_vanilla_against_the_anchor_and_the_base_vanilla(tmp_path):
+    cells = _recipe_cells()
+    assert np.allclose(paired(cells, "vanilla_lpft", "test", "frozen_lr"), [0.02, 0.03, 0.04])
+    out = tmp_path / "results.rst"
+    write_doc(cells, out)
+    text = out.read_text()
+    first = text.index("Accurate first: the LP-FT recipe and the anchors")
+    assert first < text.index("\nSummary\n")  # near the top, before the base recipe's summary
+    head = next(line for line in text.splitlines() if line.startswith("banking77, 5-shot  0.8"))
+    # vanilla (LP-FT) 0.810 ± 0.010 over 3 seeds; minus frozen_lr; minus the base vanilla (0.100 on every seed)
+    assert head.split("  ")[1].strip() == "0.810 ± 0.010 (3)"
+    assert "+0.030 [+0.005, +0.055] win (3 seeds)" in head
+    assert "+0.100 [+0.100, +0.100] win (3 seeds)" in head
+    rows = [" ".join(line.split()) for line in text.splitlines()]
+    assert any(r.startswith("vanilla (LP-FT) frozen encoder + logistic regression (C by CV) +0.030 [+0.005, +0.055] "
+                            "win +0.030 [+0.005, +0.055] win") for r in rows)  # clean, kw. addition: row - against
+    loss = next(r for r in rows if r.startswith("CAP (embedding) (LP-FT) vanilla (LP-FT)"))
+    assert "-0.021 [-0.023, -0.019] loss" in loss  # against its registry ``against``, reported as losing
+    assert ("* banking77, 5-shot, CAP (embedding) (LP-FT) against vanilla (LP-FT): loss on clean "
+            "(-0.021, 95% CI [-0.023, -0.019], 3 seeds)") in text
+    # the base recipe's sections keep their own rows, paired against the base vanilla only
+    base = text[text.index("\nbanking77, 5-shot\n-"):]
+    assert "LP-FT" not in base and "frozen encoder" not in base
+
+
+def test_first_block_reads_recipe_settings_and_probe_C_from_the_cells(tmp_path):
+    out = tmp_path / "results.rst"
+    write_doc(_recipe_cells(), out)
+    rows = [" ".join(line.split()) for line in out.read_text().splitlines()]
+    assert "``learning_rate`` ``0.0001`` ``3e-05``" in rows  # base recipe column, LP-FT column
+    assert "``head_init`` not recorded ``\"probe\"``" in rows  # the base cells did not record it
+    assert "``epochs`` ``15`` ``8``" in rows and "probe ``C`` not recorded ``10.0``" in rows
+    probe = next(r for r in rows if r.startswith("* frozen encoder + logistic regression"))
+    assert "among 1, 10" in probe and "seed 0: 10 (0.750); seed 1: 1 (0.710); seed 2: 10 (0.770)." in probe
+    assert "* vanilla (LP-FT); CAP (embedding) (LP-FT): probe C = 10 (seeds 0, 1, 2)." in rows
+    base = " ".join(rows)
+    base = base[base.index("The base recipe: this summary"):base.index("Differences to vanilla")]
+    assert "the 3 cells of the base recipe" in base and "``learning_rate``: ``0.0001``" in base
+    cells = _recipe_cells()
+    for c in cells:  # a setting is read from the cells, never written as prose
+        c["config"]["classifier"]["learning_rate"] *= 2
+    write_doc(cells, out)
+    assert "``learning_rate`` ``0.0002`` ``6e-05``" in [" ".join(line.split()) for line in out.read_text().splitlines()]
+
+
+def test_first_block_absent_without_its_cells(tmp_path):
+    cells = [c for c in _recipe_cells() if c["method"] == "vanilla"]
+    assert new_block_lines([(("banking77", "5-shot"), cells)]) == []
+    out = tmp_path / "results.rst"
+    write_doc(cells, out)
+    text = out.read_text()
+    for word in ("Accurate first", "LP-FT", "base recipe", "anchor"):
+        assert word not in text
+
+
+def test_base_sections_unchanged_by_new_cells(tmp_path):
+    import difflib
+
+    old = [c for c in _recipe_cells() if c["method"] == "vanilla"]
+    old += [_recipe_cell("cap_emb", s, 0.72 + 0.01 * s, BASE) for s in range(3)]
+    without, with_new = tmp_path / "without.rst", tmp_path / "with.rst"
+    write_doc(old, without)
+    write_doc(old + [c for c in _recipe_cells() if c["method"] != "vanilla"], with_new)
+    a, b = without.read_text().splitlines(), with_new.read_text().splitlines()
+    changed = [(op, a[i1:i2]) for op, i1, i2, _, _ in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+               if op != "equal"]
+    # new sections are inserted; the only base lines that change count the cells or say where intervals are
+    assert any(op == "insert" for op, _ in changed)
+    for op, lines in changed:
+        assert op == "insert" or all(line.startswith(("Cells:", "on ", "Differences to vanilla")) for line in lines)
+
+
+def test_first_block_page_is_valid_rst(tmp_path):
+    import docutils.core
+
+    out = tmp_path / "results.rst"
+    write_doc(_recipe_cells() + [_recipe_cell("cap_emb", s, 0.72, BASE) for s in range(3)], out)
+    # a warning (a malformed table or heading) raises
+    docutils.core.publish_doctree(out.read_text(), settings_overrides={"halt_level": 2, "report_stream": False})
