@@ -57,7 +57,10 @@ CV = 3
 # defaults are the LP-FT recipe; "lpft" is that recipe, chosen on inner splits of the training samples
 # (benchmarks/select_recipe.py, doc/benchmarks.rst), never on a test split.
 _BASE = {"head_init": "random", "normalize_features": False, "head_learning_rate": None}
-_LPFT = {"head_init": "probe", "normalize_features": True, "learning_rate": 3e-5, "head_learning_rate": 3e-4}
+# float32: the library's default, and the only fast precision on a CPU without bfloat16 matrix units (bfloat16
+# autocast is emulated there, several times slower); the base cells ran in bfloat16 on an AMX host.
+_LPFT = {"head_init": "probe", "normalize_features": True, "learning_rate": 3e-5, "head_learning_rate": 3e-4,
+         "precision": "float32"}
 RECIPES = {
     "base": {"5-shot": _BASE, "10-shot": _BASE, "full": _BASE},
     "lpft": {"5-shot": {**_LPFT, "epochs": 8}, "10-shot": {**_LPFT, "epochs": 6}, "full": {**_LPFT, "epochs": 3}},
@@ -203,7 +206,7 @@ def _setfit(s, params):
 
 
 # The anchors' classifier parameters: beta 0, the frozen features the probe recipe reads.
-_ANCHOR = {"beta": 0, "head_init": "probe", "normalize_features": True}
+_ANCHOR = {"beta": 0, "head_init": "probe", "normalize_features": True, "precision": "float32"}
 BETA_SWEEP = {0.0: "vanilla", 0.1: "hybrid_mean_beta0.1", 0.3: "hybrid_mean_beta0.3", 1.0: "hybrid_mean",
               3.0: "hybrid_mean_beta3"}  # CAP Hybrid mean over beta; vanilla is beta = 0, the recipe's beta is 1
 
