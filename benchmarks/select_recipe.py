@@ -10,7 +10,7 @@ killed run loses at most the fit in flight and a re-run skips finished ones.
 Run::
 
     python benchmarks/select_recipe.py run --dataset banking77 --shots 5 --seeds 0 1 [--candidates ...]
-    python benchmarks/select_recipe.py report     # mean inner accuracy per candidate, paired against legacy
+    python benchmarks/select_recipe.py report [--against probe_only]   # mean inner accuracy, paired differences
 """
 
 import argparse
@@ -108,16 +108,16 @@ def report(args):
         acc = {(r["candidate"], r["seed"]): r["inner_accuracy"] for r in group}
         sec = {(r["candidate"], r["seed"]): r["fit_seconds"] for r in group}
         print(f"\n{d}, {k}-shot sample, fit on {n} per class, scored on the rest (test split unused)")
-        print(f"{'candidate':22s} seeds  inner acc  vs legacy [95% CI]          fit s (median)")
+        print(f"{'candidate':22s} seeds  inner acc  vs {args.against} [95% CI, seeds]   fit s (median)")
         for cand in sorted({c for c, _ in acc}, key=lambda c: -np.mean([v for (cc, _), v in acc.items() if cc == c])):
             seeds = sorted(s for c, s in acc if c == cand)
             mean = np.mean([acc[cand, s] for s in seeds])
-            paired = [acc[cand, s] - acc["legacy", s] for s in seeds if ("legacy", s) in acc]
+            paired = [acc[cand, s] - acc[args.against, s] for s in seeds if (args.against, s) in acc]
             ci = ""
             if len(paired) >= 2:
                 m, se = np.mean(paired), stats.sem(paired)
                 h = se * stats.t.ppf(0.975, len(paired) - 1) if se > 0 else 0.0
-                ci = f"{m:+.3f} [{m - h:+.3f}, {m + h:+.3f}]"
+                ci = f"{m:+.3f} [{m - h:+.3f}, {m + h:+.3f}, {len(paired)}]"
             elif paired:
                 ci = f"{paired[0]:+.3f} (1 seed)"
             print(f"{cand:22s} {len(seeds):5d}  {mean:9.3f}  {ci:27s} {np.median([sec[cand, s] for s in seeds]):6.0f}")
@@ -134,7 +134,8 @@ def main(argv=None):
     r.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     r.add_argument("--threads", type=int, default=os.cpu_count())
     r.add_argument("--data-home", default=None)
-    sub.add_parser("report")
+    rep = sub.add_parser("report")
+    rep.add_argument("--against", default="probe_only", choices=list(CANDIDATES))
     args = p.parse_args(argv)
     run(args) if args.cmd == "run" else report(args)
 
