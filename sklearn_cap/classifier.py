@@ -176,6 +176,8 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         Optimisation steps the stages planned (fewer run after an early stop).
     callbacks_ : dict of str -> Callback
         The callbacks of the last ``fit``, by name (:meth:`initialize_callbacks`).
+    class_counts_ : ndarray of int
+        Training texts per class (before an early-stopping split).
     history_ : list of dict
         Per epoch: ``loss``, ``ce``, ``attr`` (mean over batches), ``seconds``,
         and ``val_accuracy`` with early stopping.
@@ -367,6 +369,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
         check_min_classes(classes)
+        self.class_counts_ = np.bincount(y_idx, minlength=len(classes))  # for the model card of save_pretrained
         values = np.asarray(wa)
         if np.isinf(values).any():
             raise ValueError("Priors contain infinite values; use NaN for words without a prior.")
@@ -964,6 +967,79 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     # -- persistence --------------------------------------------------------
+    def save_pretrained(self, path, *, metrics=None, priors=None, dataset=None):
+        """Write the fitted model to a folder: safetensors weights, tokenizer, ``config.json``, model card.
+
+        No pickle: :meth:`from_pretrained` reads it back
+        (:mod:`sklearn_cap.serialization`). With ``pooling="cls"`` the folder
+        also loads in ``transformers.pipeline("text-classification")``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder to write (created).
+        metrics : dict of str -> float, default=None
+            Scores to state in the model card.
+        priors : estimator, list or str, default=None
+            The prior transformers (or a description) the priors came from,
+            for the model card.
+        dataset : str, default=None
+            What the training texts were, for the model card.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder written.
+        """
+        from .serialization import save_pretrained
+
+        return save_pretrained(self, path, metrics=metrics, priors=priors, dataset=dataset)
+
+    @classmethod
+    def from_pretrained(cls, path, *, device=None):
+        """A fitted estimator from a folder of :meth:`save_pretrained`; reads safetensors and JSON, never a pickle.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder.
+        device : str, default=None
+            Overrides the saved ``device`` parameter.
+
+        Returns
+        -------
+        ExplanationGuidedClassifier
+            Fitted; parameters that were not JSON values have their defaults
+            (a warning names them).
+        """
+        from .serialization import load_pretrained
+
+        return load_pretrained(path, estimator_class=cls, device=device)
+
+    def export_onnx(self, path, *, quantize=False, opset_version=17):
+        """Write one ONNX graph (token ids and mask in, probabilities out) and ``tokenizer.json`` to a folder.
+
+        Run it with :class:`~sklearn_cap.onnx_predictor.ONNXTextClassifier`
+        (``onnxruntime`` and ``tokenizers`` only); needs the ``[onnx]`` extra.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Folder to write (created).
+        quantize : bool, default=False
+            Also write ``model_int8.onnx`` (dynamic int8 quantisation).
+        opset_version : int, default=17
+            ONNX operator set.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder written.
+        """
+        from .onnx_export import export_onnx
+
+        return export_onnx(self, path, quantize=quantize, opset_version=opset_version)
+
     def __getstate__(self):
         state = self.__dict__.copy()
         if "model_" in state:
