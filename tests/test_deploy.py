@@ -308,3 +308,23 @@ def test_onnx_predictor_errors_say_what_to_do(fitted, tmp_path):
     with pytest.raises(TypeError, match="Wrap it in a list"):
         p.predict("my card")
     assert p.predict_proba([]).shape == (0, 3)
+
+
+# -- 3. the estimator's own predict --------------------------------------------------
+def test_predict_skips_word_alignment_with_the_same_results(fitted):
+    from sklearn_cap import WordAttributions
+    from sklearn_cap.encoding import EncodedTexts
+
+    clf = fitted["mean"]
+    texts = NEW + TEXTS + [" ".join(["card"] * 40), "[CLS] my [SEP] card", "¿dónde está mi tarjeta? 💳"]
+    full = EncodedTexts(clf.tokenizer_, WordAttributions(texts), clf.max_length)
+    fast = EncodedTexts.tokens_only(clf.tokenizer_, texts, clf.max_length)
+    for name in ("input_ids", "attention_mask", "lengths", "special"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(full, name))
+    assert fast.attributions is None
+    np.testing.assert_array_equal(clf.predict_proba(texts), clf.predict_proba(WordAttributions(texts)))
+    import torch
+
+    expected = torch.softmax(torch.from_numpy(clf.forward(full)), dim=1).numpy()
+    np.testing.assert_array_equal(clf.predict_proba(texts), expected)
+    assert clf.predict(texts).tolist() == clf.classes_[expected.argmax(1)].tolist()
