@@ -1,9 +1,11 @@
 """Input checks shared by every estimator: texts, labels, seeds and scikit-learn tags.
 
 Parameters are declared in each estimator's ``_parameter_constraints`` (the
-scikit-learn mechanism) and checked at the start of ``fit`` by
-``self._validate_params()``; what depends on the data (texts, labels, seeds)
-is checked here, once, with messages that say what to do.
+scikit-learn mechanism) and checked once per public call: ``fit`` and
+``fit_transform`` by scikit-learn's ``_fit_context``, other public methods by
+:func:`validate_params`; the private paths behind them check nothing again.
+What depends on the data (texts, labels, seeds) is checked here, once, with
+messages that say what to do.
 """
 
 import numbers
@@ -11,6 +13,7 @@ import re
 from collections.abc import Mapping, MappingView, Set
 
 import numpy as np
+from sklearn import get_config
 from sklearn.utils._param_validation import Interval
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "check_known_labels",
     "check_label_space",
     "check_min_classes",
+    "validate_params",
     "seed_from",
     "RANDOM_STATE",
     "text_input_tags",
@@ -32,6 +36,32 @@ RANDOM_STATE = [Interval(numbers.Integral, 0, 2**32 - 1, closed="both"), np.rand
 # every tokenizer) can encode. It comes from decoding bytes with errors="surrogateescape" or from a
 # string cut between the two halves of a pair.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def validate_params(estimator):
+    """Check ``estimator``'s parameters, unless the caller has (scikit-learn's ``skip_parameter_validation``).
+
+    What a public method that is not ``fit`` calls first; ``fit`` and
+    ``fit_transform`` use scikit-learn's ``_fit_context``, which does the same.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        The estimator whose ``_parameter_constraints`` are checked.
+
+    Examples
+    --------
+    >>> from sklearn import config_context
+    >>> from sklearn_cap import CAPPriorTransformer
+    >>> validate_params(CAPPriorTransformer(lam=0))
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'lam' parameter of CAPPriorTransformer must be ...
+    >>> with config_context(skip_parameter_validation=True):
+    ...     validate_params(CAPPriorTransformer(lam=0))  # checked by the caller
+    """
+    if not get_config()["skip_parameter_validation"]:
+        estimator._validate_params()
 
 
 def _refuse_unordered(X, name):

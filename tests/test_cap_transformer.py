@@ -106,8 +106,12 @@ def test_interrupted_extraction_resumes_from_cache(tiny_llm, tmp_path):
 def test_same_text_same_masks_in_any_subset(tiny_llm, tmp_path):
     cap = _cap(tiny_llm, tmp_path)
     full = np.asarray(cap.fit_transform(X, Y))
-    sub = np.asarray(cap.fit(X, Y).compute_priors(X[2:4], Y[2:4]))
-    assert cap.n_scored_ == 0
+    cap.fit(X, Y)
+    fitted = {k: v for k, v in vars(cap).items() if k.endswith("_")}
+    sub = np.asarray(cap.compute_priors(X[2:4], Y[2:4]))
+    assert getattr(cap.scorer_, "n_scored_", 0) == 0  # all from the cache
+    # compute_priors writes no fitted attribute: the counts of fit_transform stay as they were
+    assert {k: v for k, v in vars(cap).items() if k.endswith("_")} == fitted
     assert np.allclose(full[2:4, : sub.shape[1]], sub, equal_nan=True)
 
 
@@ -126,7 +130,7 @@ def test_short_texts_use_leave_one_out(tiny_llm, tmp_path):
     z = s.score(["refund", "", "card arrived", "arrived", "card"], ["card arrival"] * 5, cap.task_)
     assert P[0, 0] == pytest.approx(z[0] - z[1], abs=1e-4)
     assert P[1, :2] == pytest.approx([z[2] - z[3], z[2] - z[4]], abs=1e-4)
-    assert cap.n_scored_ == 5
+    assert cap.scorer_.n_scored_ == 5
 
 
 def test_transform_calls_no_scorer(tiny_llm, tmp_path):
@@ -180,8 +184,9 @@ def test_sklearn_protocol(tiny_llm, tmp_path):
     assert cap.scorer.batch_size == 2
     P = np.asarray(cap.fit_transform(X, Y))
     again = pickle.loads(pickle.dumps(cap))
+    sent = again.scorer_.n_scored_
     assert np.allclose(np.asarray(again.compute_priors(X, Y)), P, equal_nan=True)
-    assert again.n_scored_ == 0
+    assert again.scorer_.n_scored_ == sent  # all from the cache
     with pytest.raises(Exception, match="not fitted"):
         clone(cap).transform(X)
 
@@ -197,6 +202,6 @@ def test_adaptive_sampling_uses_a_prefix_of_the_masks(tiny_llm, tmp_path):
     # a text that used all 48 masks has the full run's prior
     done = adaptive.n_masks_ == 48
     assert np.allclose(P[done], P_full[done], equal_nan=True)
-    strict = _cap(tiny_llm, tmp_path, n_samples=48, adaptive=True, adaptive_tol=0.999).fit(X, Y)
-    strict.compute_priors(X, Y)
+    strict = _cap(tiny_llm, tmp_path, n_samples=48, adaptive=True, adaptive_tol=0.999)
+    strict.fit_transform(X, Y)
     assert (strict.n_masks_ >= adaptive.n_masks_).all() and strict.n_masks_.sum() > adaptive.n_masks_.sum()

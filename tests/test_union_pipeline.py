@@ -85,10 +85,11 @@ def test_union_params_and_errors():
         PriorUnion([]).fit(X3, [0, 1])
     with pytest.raises(ValueError, match="'aggregate' parameter"):
         PriorUnion([("len", WordLengthPrior())], aggregate="median").fit(X3, [0, 1])
+    # fit computes no prior: a member's bad priors show where they are computed
     with pytest.raises(ValueError, match="different widths"):
-        PriorUnion([("len", WordLengthPrior()), ("bad", WordLengthPrior(extra_columns=2))]).fit(X3, [0, 1])
+        PriorUnion([("len", WordLengthPrior()), ("bad", WordLengthPrior(extra_columns=2))]).fit_transform(X3, [0, 1])
     with pytest.raises(ValueError, match="infinite"):
-        PriorUnion([("len", WordLengthPrior(scale=np.inf))]).fit(X3, [0, 1])
+        PriorUnion([("len", WordLengthPrior(scale=np.inf))]).fit_transform(X3, [0, 1])
     with pytest.raises(ValueError, match="unknown members"):
         PriorUnion([("len", WordLengthPrior())], weights={"nope": 1}).fit(X3, [0, 1])
     with pytest.raises(ValueError, match="every member|Every member"):

@@ -72,7 +72,8 @@ class BasePrior(TransformerMixin, BaseEstimator):
 
     Priors that explain a reference classifier (IG, LIME) also implement the
     hand-off: :meth:`reference_key` (equal keys: one set of reference models
-    serves both), :meth:`fit_reference` and :meth:`fit_transform_with`. A
+    serves both), :meth:`fit_reference`, :meth:`fit_with` and
+    :meth:`fit_transform_with`. A
     :class:`~sklearn_cap.priors.PriorUnion` trains each distinct reference
     once and hands it to every member that shares it.
 
@@ -201,6 +202,26 @@ class BasePrior(TransformerMixin, BaseEstimator):
         -------
         References
             The fitted reference model(s).
+        """
+        raise NotImplementedError(f"{type(self).__name__} explains no reference model.")
+
+    def fit_with(self, references, X, y):
+        """Fit with given :class:`References` instead of training them; compute no prior.
+
+        Parameters
+        ----------
+        references : References
+            Reference model(s) from :meth:`fit_reference`, of this or of an
+            equal-keyed prior (:meth:`reference_key`).
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        self
+            The fitted prior.
         """
         raise NotImplementedError(f"{type(self).__name__} explains no reference model.")
 

@@ -25,12 +25,10 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.stats import spearmanr
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from ..cache import score_key
 from ..scorers import DEFAULT_INSTRUCTION
 from ..text import WordAttributions, masked_text
-from ..validation import RANDOM_STATE, check_known_labels, seed_from
+from ..validation import RANDOM_STATE, seed_from
 from .scored import ScorerPrior
 
 __all__ = [
@@ -195,12 +193,12 @@ class CAPPriorTransformer(ScorerPrior):
     seed_ : int
         Seed the masks are drawn from.
     n_scored_ : int
-        Pairs sent to the scorer by the last :meth:`compute_priors`.
+        Pairs sent to the scorer by ``fit_transform`` (``compute_priors``
+        sets no attribute: ``scorer_.n_scored_`` counts every call).
     n_cached_ : int
-        Pairs it found in the cache.
+        Pairs ``fit_transform`` found in the cache.
     n_masks_ : ndarray of int
-        Masks (or leave-one-out variants) each text of the last
-        :meth:`compute_priors` used.
+        Masks (or leave-one-out variants) each training text used.
 
     Examples
     --------
@@ -252,46 +250,12 @@ class CAPPriorTransformer(ScorerPrior):
         self.random_state = random_state
         self.progress_bar = progress_bar
 
-    def fit(self, X, y):
-        """Learn the label space and build the task prompt.
-
-        Parameters
-        ----------
-        X : list of str
-            Training texts, each with at least one word.
-        y : array-like of shape (n_texts,)
-            Labels, all in ``labels`` when that is given.
-
-        Returns
-        -------
-        self
-            The fitted prior.
-        """
-        self._validate_params()
-        _, y = self.check_fit_data(X, y)
+    def _fit(self, texts, y):
         self._fit_task(y)
         self.seed_ = seed_from(self.random_state)
-        return self
 
-    def compute_priors(self, X, y):
-        """CAP priors of labelled texts, using (and filling) the score cache.
-
-        Parameters
-        ----------
-        X : list of str
-            Texts, each with at least one word.
-        y : array-like of shape (n_texts,)
-            Gold labels, each in ``classes_``.
-
-        Returns
-        -------
-        WordAttributions
-            One row per text; ``np.asarray`` gives the priors by word position.
-        """
-        check_is_fitted(self, "task_")
-        self._validate_params()
-        texts, y = self.check_fit_data(X, y)
-        check_known_labels(y, self.classes_, what="the label space")
+    def _priors(self, texts, y):
+        """CAP priors of checked texts and labels, and the counts of their scoring run."""
         wa = WordAttributions(texts)
         names = dict(zip(self.classes_.tolist(), self.task_.label_names))
 
@@ -306,32 +270,25 @@ class CAPPriorTransformer(ScorerPrior):
 
         # 2. scores (cache first, then the scorer on what is missing), and
         # 3. one ridge (or leave-one-out) solve per text
-        scorer_id = (self.scorer_.identity, self.task_.fingerprint)
-        keys = [[score_key(*scorer_id, q, names[lab]) for q in qs] for qs, lab in zip(queries, y.tolist())]
-        pairs = {k: (q, names[lab]) for qs, ks, lab in zip(queries, keys, y.tolist()) for q, k in zip(qs, ks)}
-        self.n_cached_ = self.n_scored_ = 0
-        seen = {}
-        store = self._store()
-        try:
+        with self._session() as session:
+            keys = [session.keys(qs, [names[lab]] * len(qs)) for qs, lab in zip(queries, y.tolist())]
             if self.adaptive:
-                used = self._adaptive_rounds(store, designs, keys, pairs, seen)
+                used = self._adaptive_rounds(session, designs, keys)
             else:
                 used = [len(ks) for ks in keys]
-                self._scores(store, [k for ks in keys for k in ks], pairs, seen)
-        finally:
-            store.close()
-        self.n_masks_ = np.array(used)
+                session.score([k for ks in keys for k in ks])
         values = np.full(wa.shape, np.nan)
         for i, (M, ks, n) in enumerate(zip(designs, keys, used)):
-            values[i, : M.shape[1]] = self._solve(M[:n], [seen[k] for k in ks[:n]])
-        return wa.with_values(values)
+            values[i, : M.shape[1]] = self._solve(M[:n], session.values(ks[:n]))
+        counts = {"n_scored_": session.n_scored, "n_cached_": session.n_cached, "n_masks_": np.array(used)}
+        return wa.with_values(values), counts
 
     def _solve(self, M, z):
         """Ridge coefficients, or the leave-one-out drops of a short text's design."""
         z = np.asarray(z, dtype=float)
         return ridge_cholesky(M, z, self.lam) if M.shape[1] >= MIN_WORDS else z[0] - z[1:]
 
-    def _adaptive_rounds(self, store, designs, keys, pairs, seen):
+    def _adaptive_rounds(self, session, designs, keys):
         """Score masks in rounds of 8 per text; a text stops once its word ranking is stable.
 
         Stable: the Spearman correlation between the priors from the masks so
@@ -342,21 +299,21 @@ class CAPPriorTransformer(ScorerPrior):
         used = [n if M.shape[1] < MIN_WORDS else min(n, 2 * _ROUND) for M, n in zip(designs, n_max)]
         previous = [None] * len(keys)
         active = [i for i, M in enumerate(designs) if M.shape[1] >= MIN_WORDS]
-        self._scores(store, [k for ks, n in zip(keys, used) for k in ks[:n]], pairs, seen)
+        session.score([k for ks, n in zip(keys, used) for k in ks[:n]])
         while active:
             still = []
             for i in active:
-                prior = self._solve(designs[i][: used[i]], [seen[k] for k in keys[i][: used[i]]])
+                prior = self._solve(designs[i][: used[i]], session.values(keys[i][: used[i]]))
                 prev_prior = previous[i]
                 if prev_prior is None and used[i] > _ROUND:
                     n = used[i] - _ROUND
-                    prev_prior = self._solve(designs[i][:n], [seen[k] for k in keys[i][:n]])
+                    prev_prior = self._solve(designs[i][:n], session.values(keys[i][:n]))
                 stable = prev_prior is not None and spearmanr(prev_prior, prior).statistic >= self.adaptive_tol
                 previous[i] = prior
                 if not stable and used[i] < n_max[i]:
                     used[i] = min(n_max[i], used[i] + _ROUND)
                     still.append(i)
-            self._scores(store, [k for i in still for k in keys[i][: used[i]]], pairs, seen)
+            session.score([k for i in still for k in keys[i][: used[i]]])
             active = still
         return used
 

@@ -19,12 +19,9 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from ..cache import score_key
 from ..scorers import DEFAULT_INSTRUCTION
 from ..text import WordAttributions
-from ..validation import check_known_labels
 from .scored import ScorerPrior
 
 __all__ = ["GlobalPriorTransformer", "vocabulary_word"]
@@ -105,65 +102,27 @@ class GlobalPriorTransformer(ScorerPrior):
         self.claim_ttl = claim_ttl
         self.progress_bar = progress_bar
 
-    def fit(self, X, y):
-        """Collect the vocabulary and score each word (and the empty text) against every label.
+    _fitted_attribute = "table_"
 
-        Parameters
-        ----------
-        X : list of str
-            Training texts, each with at least one word; their words make
-            the vocabulary.
-        y : array-like of shape (n_texts,)
-            Gold labels, all in ``labels`` when that is given; the label
-            space is ``labels``, else the classes seen in ``y``.
-
-        Returns
-        -------
-        self
-            The fitted prior.
-        """
-        self._validate_params()
-        texts, y = self.check_fit_data(X, y)
+    def _fit(self, texts, y):
+        """Collect the vocabulary and score each word (and the empty text) against every label."""
         self._fit_task(y)
         counts = Counter(vocabulary_word(w) for t in WordAttributions(texts).words for w in t)
         kept = sorted((w for w, c in counts.items() if c >= self.min_count), key=lambda w: (-counts[w], w))
         words = kept[: int(self.max_vocabulary)]
         self.vocabulary_ = {w: i for i, w in enumerate(words)}
         queries = words + [""]
-        scorer_id = (self.scorer_.identity, self.task_.fingerprint)
-        keys = [[score_key(*scorer_id, q, name) for name in self.task_.label_names] for q in queries]
-        pairs = {k: (q, name) for q, ks in zip(queries, keys) for k, name in zip(ks, self.task_.label_names)}
-        self.n_cached_ = self.n_scored_ = 0
-        seen = {}
-        store = self._store()
-        try:
-            self._scores(store, [k for ks in keys for k in ks], pairs, seen)
-        finally:
-            store.close()
-        logp = np.array([[seen[k] for k in ks] for ks in keys])
+        names = list(self.task_.label_names)
+        with self._session() as session:
+            keys = [session.keys([q] * len(names), names) for q in queries]
+            session.score([k for ks in keys for k in ks])
+            logp = np.array([session.values(ks) for ks in keys])
+        self.n_scored_, self.n_cached_ = session.n_scored, session.n_cached
         self.table_ = logp[:-1] - logp[-1]  # log P(class | word) - log P(class | empty text)
         self.n_queries_ = len(queries)
-        return self
 
-    def compute_priors(self, X, y):
-        """Each word's score for its text's gold class (NaN outside the vocabulary).
-
-        Parameters
-        ----------
-        X : list of str
-            Texts, each with at least one word.
-        y : array-like of shape (n_texts,)
-            Gold labels, each in ``classes_``.
-
-        Returns
-        -------
-        WordAttributions
-            One row per text; each word's value is ``table_`` at the word's
-            row and the gold class's column.
-        """
-        check_is_fitted(self, "table_")
-        texts, y = self.check_fit_data(X, y)
-        check_known_labels(y, self.classes_, what="the label space")
+    def _priors(self, texts, y):
+        """Each word's score for its text's gold class (NaN outside the vocabulary); no counts (``fit`` keeps them)."""
         col = {c: j for j, c in enumerate(self.classes_.tolist())}
         wa = WordAttributions(texts)
         values = np.full(wa.shape, np.nan)
@@ -172,4 +131,4 @@ class GlobalPriorTransformer(ScorerPrior):
                 row = self.vocabulary_.get(vocabulary_word(w))
                 if row is not None:
                     values[i, j] = self.table_[row, col[label]]
-        return wa.with_values(values)
+        return wa.with_values(values), {}

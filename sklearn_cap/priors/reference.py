@@ -22,21 +22,21 @@ explanations of the gold label are the prior. Three ways to get it:
 
 A :class:`~sklearn_cap.priors.PriorUnion` holding IG and LIME priors with the
 same reference settings trains the reference model(s) once and hands them to
-both (:meth:`~ReferencePrior.fit_reference` /
-:meth:`~ReferencePrior.fit_transform_with`, the contract of
+both (:meth:`~ReferencePrior.fit_reference`, then
+:meth:`~ReferencePrior.fit_with` or :meth:`~ReferencePrior.fit_transform_with`, the contract of
 :class:`~sklearn_cap.priors.BasePrior`).
 """
 
 import joblib
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import _fit_context, clone
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import HasMethods, InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from ..progress import PROGRESS_BAR
 from ..text import WordAttributions
-from ..validation import check_known_labels
+from ..validation import check_known_labels, validate_params
 from .base import BasePrior, References
 
 __all__ = ["ReferencePrior"]
@@ -123,26 +123,34 @@ class ReferencePrior(BasePrior):
             ``full``: the prefit ``estimator`` or one clone fitted on all
             texts; with ``cv``, ``folds``: one clone per fold.
         """
-        self._validate_params()
-        texts, y = self.check_fit_data(X, y)
-        if self.prefit:
-            if self.estimator is None:
-                raise ValueError("prefit=True needs a fitted estimator; pass estimator=<fitted classifier>.")
-            check_is_fitted(self.estimator)
-            return References(full=self.estimator)
-        est = self._estimator()
-        if getattr(est, "beta", 0) > 0:
-            raise ValueError(
-                f"The reference classifier of {type(self).__name__} has beta={est.beta}: a reference is a "
-                "plain model trained on texts alone. Set beta=0 on it."
-            )
-        if self.cv is None:
-            return References(full=clone(est).fit(texts, y))
-        X_arr = np.asarray(texts, dtype=object)
-        folds = [(test, clone(est).fit(list(X_arr[train]), y[train]))
-                 for train, test in check_cv(self.cv, y, classifier=True).split(X_arr, y)]
-        return References(folds=folds)
+        validate_params(self)
+        return self._fit_reference(*self.check_fit_data(X, y))
 
+    # The reference estimator is a user's object: it checks its own parameters when fitted.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_with(self, references, X, y):
+        """Keep the given reference model(s) instead of training them; compute no prior.
+
+        Parameters
+        ----------
+        references : References
+            Reference model(s) from :meth:`fit_reference` of this or of an
+            equal-keyed prior.
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text.
+
+        Returns
+        -------
+        self
+            The fitted prior.
+        """
+        self.check_fit_data(X, y)
+        self._keep(references)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit_transform_with(self, references, X, y):
         """Keep the given reference model(s) and return the training texts' priors.
 
@@ -162,22 +170,11 @@ class ReferencePrior(BasePrior):
             Each text's attributions for its gold label; with fold models,
             from the model that did not see the text.
         """
-        self._validate_params()
-        texts, y = self.check_fit_data(X, y)
-        self.estimator_ = references.full
-        self.estimators_ = [m for _, m in references.folds]
-        self.classes_ = references.models[0].classes_
-        if references.full is not None:
-            return self.compute_priors(texts, y)
-        wa = WordAttributions(texts)
-        values = np.full(wa.shape, np.nan)
-        for test, model in references.folds:
-            part = self.explain_with(model, [texts[i] for i in test], y[test])
-            values[test, : part.shape[1]] = part
-        return wa.with_values(values)
+        return self._fit_transform_with(references, *self.check_fit_data(X, y))
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
-        """Train (or take) the reference classifier.
+        """Train (or take) the reference classifier; compute no prior (``fit_transform`` does).
 
         Parameters
         ----------
@@ -191,9 +188,10 @@ class ReferencePrior(BasePrior):
         self
             The fitted prior.
         """
-        self.fit_transform(X, y)
+        self._keep(self._fit_reference(*self.check_fit_data(X, y)))
         return self
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit_transform(self, X, y=None):
         """Fit, then return each training text's prior for its gold label (out-of-fold with ``cv``).
 
@@ -209,7 +207,8 @@ class ReferencePrior(BasePrior):
         WordAttributions
             One row per text, one attribution per word (NaN: no prior).
         """
-        return self.fit_transform_with(self.fit_reference(X, y), X, y)
+        texts, y = self.check_fit_data(X, y)
+        return self._fit_transform_with(self._fit_reference(texts, y), texts, y)
 
     def compute_priors(self, X, y):
         """Priors of labelled texts from the fitted reference model; with ``cv``, the fold models' mean.
@@ -227,7 +226,49 @@ class ReferencePrior(BasePrior):
             One row per text, one attribution per word (NaN: no prior).
         """
         check_is_fitted(self, "classes_")
+        validate_params(self)
         texts, y = self.check_fit_data(X, y)
         check_known_labels(y, self.classes_, what="the reference classifier's fit")
+        return self._priors(texts, y)
+
+    # -- private paths: inputs checked by the public method that calls them ---
+    def _fit_reference(self, texts, y):
+        if self.prefit:
+            if self.estimator is None:
+                raise ValueError("prefit=True needs a fitted estimator; pass estimator=<fitted classifier>.")
+            check_is_fitted(self.estimator)
+            return References(full=self.estimator)
+        est = self._estimator()
+        if getattr(est, "beta", 0) > 0:
+            raise ValueError(
+                f"The reference classifier of {type(self).__name__} has beta={est.beta}: a reference is a "
+                "plain model trained on texts alone. Set beta=0 on it."
+            )
+        if self.cv is None:
+            return References(full=clone(est).fit(texts, y))
+        X_arr = np.asarray(texts, dtype=object)
+        folds = [(test, clone(est).fit(list(X_arr[train]), y[train]))
+                 for train, test in check_cv(self.cv, y, classifier=True).split(X_arr, y)]
+        return References(folds=folds)
+
+    def _keep(self, references):
+        """The fitted attributes: the reference model(s) and their classes."""
+        self.estimator_ = references.full
+        self.estimators_ = [m for _, m in references.folds]
+        self.classes_ = references.models[0].classes_
+
+    def _fit_transform_with(self, references, texts, y):
+        self._keep(references)
+        if references.full is not None:
+            check_known_labels(y, self.classes_, what="the reference classifier's fit")  # a prefit model's labels
+            return self._priors(texts, y)
+        wa = WordAttributions(texts)
+        values = np.full(wa.shape, np.nan)
+        for test, model in references.folds:
+            part = self.explain_with(model, [texts[i] for i in test], y[test])
+            values[test, : part.shape[1]] = part
+        return wa.with_values(values)
+
+    def _priors(self, texts, y):
         models = [self.estimator_] if self.estimator_ is not None else self.estimators_
         return WordAttributions(texts, np.mean([self.explain_with(m, texts, y) for m in models], axis=0))

@@ -3,8 +3,8 @@
 :class:`ScorerPrior` is the base of :class:`~sklearn_cap.priors.CAPPriorTransformer`
 (per-text masked variants) and :class:`~sklearn_cap.priors.GlobalPriorTransformer`
 (one query per vocabulary word): both build the task from the label space,
-build the scorer, and score (text, label) pairs through the persistent cache,
-committing every ``chunk_size`` pairs.
+build the scorer, and score (text, label) pairs through the persistent cache
+in a :class:`ScoringSession`, committing every ``chunk_size`` pairs.
 
 Several processes may share one cache (grid-search workers): each *claims* the
 prompts it scores, and the others wait for those scores. A run that waits
@@ -25,15 +25,18 @@ import time
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, Options
+from sklearn.utils.validation import check_is_fitted
 
-from ..cache import MemoryCache, ScoreCache, claim_owner, get_cache_dir
+from ..cache import MemoryCache, ScoreCache, claim_owner, get_cache_dir, score_key
 from ..progress import PROGRESS_BAR, progress
 from ..scorers import Task, build_scorer
-from ..validation import check_known_labels, check_label_space
+from ..validation import check_known_labels, check_label_space, validate_params
 from .base import BasePrior
 
-__all__ = ["ScorerPrior"]
+__all__ = ["ScorerPrior", "ScoringSession"]
 
 _POLL_SECONDS = 0.5
 _WARN_AFTER_S = 60.0
@@ -97,12 +100,100 @@ class _Waiting:
                          for owner, (n, left) in sorted(held.items()))
 
 
+class ScoringSession:
+    """One scoring run of a :class:`ScorerPrior`: (text, answer) pairs through the cache, then the scorer.
+
+    Open it with ``with prior._session() as session``: it checks the
+    scorer's parameters once (its per-chunk ``score`` calls check nothing
+    again), reads the scorer's identity anew, and closes the cache at the
+    end. :meth:`keys` names pairs, :meth:`score` makes sure they have a
+    score, :meth:`values` reads them; ``n_cached`` and ``n_scored`` count
+    the pairs found in the cache and sent to the scorer.
+
+    Parameters
+    ----------
+    prior : ScorerPrior
+        A fitted prior: its ``scorer_``, ``task_``, ``chunk_size``,
+        ``progress_bar`` and cache settings are used.
+    """
+
+    def __init__(self, prior):
+        self.prior = prior
+        validate_params(prior.scorer_)
+        self.scorer_id = (prior.scorer_.identity, prior.task_.fingerprint)
+        self.store = prior._store()
+        self.pairs, self.scores = {}, {}
+        self.n_cached = self.n_scored = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.store.close()
+
+    def keys(self, texts, answers):
+        """Cache keys of the pairs ``(texts[i], answers[i])``, remembered for :meth:`score`."""
+        keys = [score_key(*self.scorer_id, t, a) for t, a in zip(texts, answers)]
+        self.pairs.update(zip(keys, zip(texts, answers)))
+        return keys
+
+    def values(self, keys):
+        """The scores of ``keys`` (each scored by :meth:`score` before)."""
+        return [self.scores[k] for k in keys]
+
+    def score(self, keys):
+        """Score ``keys`` not scored yet: from the cache, then the scorer for what is missing.
+
+        Missing keys are claimed in the cache a chunk at a time before they
+        are scored, so processes sharing the cache (grid-search workers)
+        never score the same prompt twice: keys another process claimed are
+        waited for and read back.
+        """
+        prior, store, seen, pairs = self.prior, self.store, self.scores, self.pairs
+        wanted = list(dict.fromkeys(k for k in keys if k not in seen))
+        found = store.get_many(wanted)
+        seen.update(found)
+        todo = [k for k in wanted if k not in found]
+        self.n_cached += len(found)
+        owner = claim_owner()
+        step = int(prior.chunk_size)
+        name = type(prior).__name__
+        waiting = _Waiting(store, name)
+        with progress(total=len(todo), enabled=prior.progress_bar if todo else False,
+                      desc=f"{name} scoring", unit="prompt") as bar, _sigterm_unwinds(), \
+                config_context(skip_parameter_validation=True):  # checked once, when the session opened
+            try:
+                while todo:
+                    chunk = store.claim(todo, owner, step)
+                    if chunk:
+                        waiting.done()
+                        new = dict(zip(chunk, prior.scorer_.score(
+                            [pairs[k][0] for k in chunk], [pairs[k][1] for k in chunk], prior.task_)))
+                        store.put_many(new)  # committed at once: an interruption loses at most one chunk
+                        self.n_scored += len(new)
+                    else:  # everything left is being scored elsewhere
+                        waiting.tick(todo)
+                        time.sleep(_POLL_SECONDS)
+                        new = store.get_many(todo)
+                        self.n_cached += len(new)
+                    seen.update(new)
+                    todo = [k for k in todo if k not in new]
+                    bar.update(len(new))
+                waiting.done()
+            finally:
+                store.release(owner)
+
+
 class ScorerPrior(BasePrior):
     """Base of priors scored by a model over the whole label space.
 
     Subclasses have the parameters ``scorer``, ``labels``, ``instruction``,
     ``label_descriptions``, ``cache_dir``, ``chunk_size``, ``claim_ttl`` and
-    ``progress_bar``, whose constraints are declared here once.
+    ``progress_bar``, whose constraints are declared here once. They
+    implement ``_fit(texts, y)`` (after :meth:`_fit_task`) and
+    ``_priors(texts, y)``, which returns the priors and the fitted counts
+    that ``fit_transform`` keeps (``{"n_scored_": ...}``); each public method
+    here checks the parameters and the data once and calls those.
     """
 
     _parameter_constraints = {
@@ -115,6 +206,74 @@ class ScorerPrior(BasePrior):
         "claim_ttl": [Interval(Real, 0, None, closed="neither")],
         "progress_bar": PROGRESS_BAR,
     }
+
+    _fitted_attribute = "task_"  # set last by ``_fit``: what ``compute_priors`` checks
+
+    # The scorer is a user's object, not checked with these parameters: nested checks stay on,
+    # and each scoring session checks it once.
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Learn the label space, build the task prompt, and what the prior needs (see the class).
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Labels, all in ``labels`` when that is given; the label space is
+            ``labels``, else the classes seen in ``y``.
+
+        Returns
+        -------
+        self
+            The fitted prior.
+        """
+        self._fit(*self.check_fit_data(X, y))
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit_transform(self, X, y=None):
+        """Fit, then return each training text's prior for its gold label (one scoring run).
+
+        Parameters
+        ----------
+        X : list of str
+            Training texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold label of each text (required despite the default).
+
+        Returns
+        -------
+        WordAttributions
+            One row per text, one value per word (NaN: no prior).
+        """
+        texts, y = self.check_fit_data(X, y)
+        self._fit(texts, y)
+        priors, counts = self._priors(texts, y)
+        for name, value in counts.items():
+            setattr(self, name, value)
+        return priors
+
+    def compute_priors(self, X, y):
+        """Priors of labelled texts after ``fit``, using (and filling) the score cache; sets no attribute.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts, each with at least one word.
+        y : array-like of shape (n_texts,)
+            Gold labels, each in ``classes_``.
+
+        Returns
+        -------
+        WordAttributions
+            One row per text; ``np.asarray`` gives the priors by word position.
+        """
+        check_is_fitted(self, self._fitted_attribute)
+        validate_params(self)
+        texts, y = self.check_fit_data(X, y)
+        check_known_labels(y, self.classes_, what="the label space")
+        return self._priors(texts, y)[0]
 
     def _fit_task(self, y):
         """Label space, task prompt and scorer (``classes_``, ``task_``, ``scorer_``, ``scorer_identity_``)."""
@@ -132,42 +291,6 @@ class ScorerPrior(BasePrior):
             return self._memory_store
         return ScoreCache(get_cache_dir(self.cache_dir), claim_ttl=float(self.claim_ttl))
 
-    def _scores(self, store, keys, pairs, seen):
-        """Add the scores of ``keys`` to ``seen``: from the cache, then the scorer for what is missing.
-
-        ``pairs`` maps each key to its (text, answer); counts go to
-        ``n_cached_`` and ``n_scored_``. Missing keys are claimed in the
-        cache a chunk at a time before they are scored, so processes sharing
-        the cache (grid-search workers) never score the same prompt twice:
-        keys another process claimed are waited for and read back.
-        """
-        wanted = list(dict.fromkeys(k for k in keys if k not in seen))
-        found = store.get_many(wanted)
-        seen.update(found)
-        todo = [k for k in wanted if k not in found]
-        self.n_cached_ += len(found)
-        owner = claim_owner()
-        step = int(self.chunk_size)
-        waiting = _Waiting(store, type(self).__name__)
-        with progress(total=len(todo), enabled=self.progress_bar if todo else False,
-                      desc=f"{type(self).__name__} scoring", unit="prompt") as bar, _sigterm_unwinds():
-            try:
-                while todo:
-                    chunk = store.claim(todo, owner, step)
-                    if chunk:
-                        waiting.done()
-                        new = dict(zip(chunk, self.scorer_.score(
-                            [pairs[k][0] for k in chunk], [pairs[k][1] for k in chunk], self.task_)))
-                        store.put_many(new)  # committed at once: an interruption loses at most one chunk
-                        self.n_scored_ += len(new)
-                    else:  # everything left is being scored elsewhere
-                        waiting.tick(todo)
-                        time.sleep(_POLL_SECONDS)
-                        new = store.get_many(todo)
-                        self.n_cached_ += len(new)
-                    seen.update(new)
-                    todo = [k for k in todo if k not in new]
-                    bar.update(len(new))
-                waiting.done()
-            finally:
-                store.release(owner)
+    def _session(self):
+        """A :class:`ScoringSession` of this prior (use it in a ``with`` block)."""
+        return ScoringSession(self)

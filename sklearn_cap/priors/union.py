@@ -5,14 +5,14 @@ from numbers import Real
 
 import numpy as np
 from joblib import Memory
-from sklearn.base import clone
+from sklearn.base import _fit_context, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from ..attribution import NORMALIZATIONS, normalize_np
 from ..text import WordAttributions
-from ..validation import check_texts
+from ..validation import check_texts, validate_params
 from .base import BasePrior
 
 __all__ = ["PriorUnion"]
@@ -20,10 +20,19 @@ __all__ = ["PriorUnion"]
 AGGREGATES = ("mean", "max")
 
 
-def _fit_member(member, texts, y, refs):
-    """Fit one member and return (fitted member, its prior matrix); used under joblib.Memory."""
-    out = member.fit_transform_with(refs, texts, y) if refs is not None else member.fit_transform(texts, y)
-    return member, out
+def _fit_member(member, texts, y, refs, transform):
+    """Fit one member; return (fitted member, its training priors, or None without ``transform``).
+
+    Used under joblib.Memory; ``refs``: shared reference models, or None.
+    """
+    if transform:
+        out = member.fit_transform_with(refs, texts, y) if refs is not None else member.fit_transform(texts, y)
+        return member, out
+    if refs is not None:
+        member.fit_with(refs, texts, y)
+    else:
+        member.fit(texts, y)
+    return member, None
 
 
 class PriorUnion(BasePrior, _BaseComposition):
@@ -105,9 +114,8 @@ class PriorUnion(BasePrior, _BaseComposition):
     def _transformers(self, value):
         self.transformer_list = value
 
-    def _validate(self):
+    def _check_members(self):
         """The active (name, member) pairs, after checking the list, the names and the weights."""
-        self._validate_params()
         pairs = self.transformer_list
         if not pairs:
             raise ValueError("PriorUnion needs at least one (name, prior transformer) in transformer_list.")
@@ -140,8 +148,13 @@ class PriorUnion(BasePrior, _BaseComposition):
                 )
         return active
 
+    # Members are a user's objects: they check their own parameters when fitted.
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
-        """Fit every member (see :meth:`fit_transform`).
+        """Fit every member, computing no prior (see :meth:`fit_transform` for the priors).
+
+        Members that share a reference key share one set of reference models,
+        trained once.
 
         Parameters
         ----------
@@ -155,9 +168,11 @@ class PriorUnion(BasePrior, _BaseComposition):
         self
             The fitted union, with ``named_transformers_`` set.
         """
-        self.fit_transform(X, y)
+        active = self._check_members()
+        self._fit(active, *self.check_fit_data(X, y), transform=False)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit_transform(self, X, y=None):
         """Fit every member on labelled texts and return the fused prior.
 
@@ -174,8 +189,12 @@ class PriorUnion(BasePrior, _BaseComposition):
             The members' priors, normalised per text and aggregated word by
             word (NaN where no member has a value); see :meth:`fuse`.
         """
-        active = self._validate()
+        active = self._check_members()
         texts, y = self.check_fit_data(X, y)
+        return self._fuse(texts, self._fit(active, texts, y, transform=True))
+
+    def _fit(self, active, texts, y, transform):
+        """Fit clones of the active members; return their training priors by name (with ``transform``)."""
         memory = self.memory if isinstance(self.memory, Memory) else Memory(self.memory, verbose=0)
         # The reference models are not part of the cache key: they follow from the member's params and data.
         fit_member = memory.cache(_fit_member, ignore=["refs"])
@@ -195,17 +214,17 @@ class PriorUnion(BasePrior, _BaseComposition):
             member = clone(t)
             key = key_of(member)
             shared = key is not None and len(groups[key]) > 1
-            if shared and key not in refs and not self._cached(fit_member, member, texts, y):
+            if shared and key not in refs and not self._cached(fit_member, member, texts, y, transform):
                 refs[key] = member.fit_reference(texts, y)
-            fitted[name], priors[name] = fit_member(member, texts, y, refs.get(key) if shared else None)
+            fitted[name], priors[name] = fit_member(member, texts, y, refs.get(key) if shared else None, transform)
         self.named_transformers_ = fitted
-        return self.fuse(texts, priors)
+        return priors
 
     @staticmethod
-    def _cached(fit_member, member, texts, y):
+    def _cached(fit_member, member, texts, y, transform):
         # Without a memory folder, joblib returns a plain wrapper with no cache to check.
         check = getattr(fit_member, "check_call_in_cache", None)
-        return bool(check and check(member, texts, y, None))
+        return bool(check and check(member, texts, y, None, transform))
 
     def transform(self, X):
         """The texts with no prior (no member is called): what ``Pipeline.predict`` sees.
@@ -239,8 +258,10 @@ class PriorUnion(BasePrior, _BaseComposition):
             Each member's :meth:`~BasePrior.compute_priors`, fused by :meth:`fuse`.
         """
         check_is_fitted(self, "named_transformers_")
+        validate_params(self)
+        self._check_members()
         texts, y = self.check_fit_data(X, y)
-        return self.fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
+        return self._fuse(texts, {n: t.compute_priors(texts, y) for n, t in self.named_transformers_.items()})
 
     def fuse(self, texts, priors):
         """Normalise each member's prior per text and aggregate them (what ``fit_transform`` returns).
@@ -263,7 +284,11 @@ class PriorUnion(BasePrior, _BaseComposition):
             by their ``weights`` and aggregated word by word with
             ``aggregate`` over the members that have a value; NaN where none has.
         """
-        self._validate()
+        validate_params(self)
+        self._check_members()
+        return self._fuse(texts, priors)
+
+    def _fuse(self, texts, priors):
         wa = WordAttributions(texts)
         weights = self.weights or {}
         stack = []

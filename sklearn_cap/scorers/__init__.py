@@ -13,7 +13,7 @@ import os
 from sklearn.base import clone
 
 from ..loading import check_model_source
-from .base import DEFAULT_INSTRUCTION, BaseScorer, Task, humanize_label
+from .base import DEFAULT_INSTRUCTION, BaseScorer, PromptLayout, Task, humanize_label
 from .causal_lm import CausalLMScorer
 from .embedding import EmbeddingScorer
 from .openai import OpenAIScorer, ScoringServerError, Secret
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_INSTRUCTION",
     "EmbeddingScorer",
     "OpenAIScorer",
+    "PromptLayout",
     "ScoringServerError",
     "Secret",
     "Task",

@@ -12,11 +12,14 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-__all__ = ["Task", "BaseScorer", "humanize_label", "DEFAULT_INSTRUCTION"]
+from ..validation import validate_params
+
+__all__ = ["Task", "PromptLayout", "BaseScorer", "humanize_label", "DEFAULT_INSTRUCTION"]
 
 DEFAULT_INSTRUCTION = (
     "Classify the customer message into exactly one of these intents:\n{labels}\n"
@@ -68,6 +71,24 @@ def _check_description_keys(descriptions, labels):
         f"or labels= (for example {names[0]!r}): fix or remove the others, or, for labels that this y lacks, "
         "pass the full label space as labels=."
     )
+
+
+class PromptLayout(NamedTuple):
+    """The plain prompt of a query: ``prefix + text + suffix + answer_lead + answer``.
+
+    Parameters
+    ----------
+    prefix : str
+        The instruction (with the label space) and the lead-in of the text.
+    suffix : str
+        What follows the text and asks for the answer.
+    answer_lead : str
+        What separates the question from the answer.
+    """
+
+    prefix: str
+    suffix: str
+    answer_lead: str
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,20 @@ class Task:
         return cls(template.replace("{labels}", listing), names)
 
     @property
+    def layout(self):
+        r"""The plain prompt layout every scorer reads (:class:`PromptLayout`).
+
+        A chat template, where a scorer uses one, wraps ``prefix + text`` as
+        the user turn instead of appending ``suffix``.
+
+        Examples
+        --------
+        >>> Task.from_labels(["card_arrival", "refund"], "Intents:\n{labels}").layout.prefix
+        'Intents:\n- card arrival\n- refund\n\nMessage: '
+        """
+        return PromptLayout(f"{self.instruction}\n\nMessage: ", "\nIntent:", " ")
+
+    @property
     def fingerprint(self):
         blob = self.instruction + "\x00" + "\x00".join(self.label_names)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
@@ -141,7 +176,7 @@ class BaseScorer(BaseEstimator):
     and users can check that a change of ``lam`` costs no LLM call.
     """
 
-    _parameter_constraints = {}  # subclasses declare theirs; checked on every score() call
+    _parameter_constraints = {}  # subclasses declare theirs; checked once per public score() call
 
     def score(self, texts, label_names, task, *, progress_bar=False):
         """Log-probability of each answer given its text's prompt.
@@ -164,7 +199,7 @@ class BaseScorer(BaseEstimator):
         unknown = set(label_names) - set(task.label_names)
         if unknown:
             raise ValueError(f"Labels {sorted(unknown)} are not in the task's label space.")
-        self._validate_params()
+        validate_params(self)  # skipped when a prior's scoring session has checked them already
         if not len(texts):
             return np.zeros(0)
         out = np.asarray(self._score(list(texts), list(label_names), task, progress_bar), dtype=float)

@@ -177,13 +177,13 @@ class CausalLMScorer(BaseScorer):
         """(prefix, suffix, answer_lead, chat) strings of the task's prompt."""
         chat = self.use_chat_template and getattr(tokenizer, "chat_template", None)
         if chat:
-            messages = [{"role": "user", "content": f"{task.instruction}\n\nMessage: {_SENTINEL}"}]
+            messages = [{"role": "user", "content": task.layout.prefix + _SENTINEL}]
             rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             if rendered.count(_SENTINEL) != 1:
                 raise ValueError("The chat template did not keep the message text exactly once.")
             prefix, suffix = rendered.split(_SENTINEL)
             return prefix, suffix, "", True
-        return f"{task.instruction}\n\nMessage: ", "\nIntent:", " ", False
+        return (*task.layout, False)
 
     def _encode(self, tokenizer, text, special):
         return tokenizer(text, add_special_tokens=special)["input_ids"]

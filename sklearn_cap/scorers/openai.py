@@ -231,22 +231,6 @@ class OpenAIScorer(BaseScorer):
     def identity(self):
         return f"openai|{self.base_url.rstrip('/')}|{self.model}"
 
-    @staticmethod
-    def layout(task):
-        """(prefix, suffix, answer_lead): the prompt is ``prefix + text + suffix + lead + answer``.
-
-        Parameters
-        ----------
-        task : Task
-            Its ``instruction`` opens the prompt.
-
-        Returns
-        -------
-        prefix, suffix, answer_lead : str
-            The strings around each text and before each answer.
-        """
-        return f"{task.instruction}\n\nMessage: ", "\nIntent:", " "
-
     @property
     def url(self):
         return self.base_url.rstrip("/") + "/completions"
@@ -394,7 +378,7 @@ class OpenAIScorer(BaseScorer):
     _PROBE_FLOOR = -4.0
 
     def _check_echo(self, task):
-        prefix = self.layout(task)[0]
+        prefix = task.layout.prefix
         prompt = prefix + self._PROBE
         data = self._post({"model": self.model, "prompt": [prompt], "max_tokens": 1, "temperature": 0.0,
                            "echo": True, "logprobs": 1})
@@ -427,7 +411,7 @@ class OpenAIScorer(BaseScorer):
             if task.fingerprint not in checked:
                 self._check_echo(task)
                 checked.add(task.fingerprint)
-        prefix, suffix, lead = self.layout(task)
+        prefix, suffix, lead = task.layout
         heads = [prefix + plain_text(t) + suffix for t in texts]
         prompts = [h + lead + a for h, a in zip(heads, answers)]
         starts = [len(h) + len(lead) for h in heads]
