@@ -150,10 +150,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         Texts per forward pass in ``predict``, ``predict_proba`` and validation.
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"`` runs forward passes under ``torch.autocast`` (weights
-        and optimizer state stay float32): 1.41x a float32 cross-entropy step
-        on this project's CPU with AMX, and 5-shot accuracy 0.7558 against 0.7555 in one run
-        (``benchmarks/bench_classifier.py``); CPUs without bfloat16 units may
-        be slower; not measured on GPUs.
+        and optimizer state stay float32). Its speed and accuracy against
+        float32, as measured, are in :ref:`bench-classifier` (doc/benchmarks.rst);
+        CPUs without bfloat16 units may be slower.
     device : str, default="auto"
         ``"auto"`` picks CUDA when available; resolved once per ``fit``.
     random_state : int, RandomState, Generator or None, default=None

@@ -14,11 +14,8 @@ explanations of the gold label are the prior. Three ways to get it:
   training set (large models, few examples per class): explanations of
   memorised examples are sharper and less general than those the final
   classifier will see at test time. It costs ``k`` trainings instead of one.
-  Measured on 5-shot BANKING77 and HWU64 with the embedded MiniLM (the
-  ablations of the results page), cross-fitting did not change the guided
-  model's accuracy and made its gradient x input explanation slightly more
-  faithful, at about three times the cost of the prior and training; hence
-  the in-sample default.
+  What it changes, as measured, is in :ref:`bench-cross-fitting`
+  (doc/benchmarks.rst).
 
 A :class:`~sklearn_cap.priors.PriorUnion` holding IG and LIME priors with the
 same reference settings trains the reference model(s) once and hands them to
