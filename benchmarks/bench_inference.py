@@ -125,7 +125,8 @@ def main(argv=None):
         folder = Path(args.model_folder)
     else:
         clf = train(args, *load_banking77("train", return_X_y=True))
-        folder = clf.save_pretrained(work / "model", dataset=f"BANKING77 train, 5 per class, seed {args.seed}")
+        shots = "4 classes, 3 per class (--quick)" if args.quick else "5 per class"
+        folder = clf.save_pretrained(work / "model", dataset=f"BANKING77 train, {shots}, seed {args.seed}")
     torch_fp32 = ExplanationGuidedClassifier.from_pretrained(folder, device="cpu")
     torch_bf16 = ExplanationGuidedClassifier.from_pretrained(folder, device="cpu").set_params(precision="bfloat16")
     onnx_folder = torch_fp32.export_onnx(work / "onnx", quantize=True)
