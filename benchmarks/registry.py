@@ -314,9 +314,9 @@ def grid():
                                for m in ("global", "hybrid_mean_global")]),
              # issue 28: the anchors and the LP-FT recipe's vanilla first, then every prior on top of it
              ("lpft 5-shot", [(d, "5-shot", s, m) for d in DATASETS for s in range(5)
-                              for m in ANCHORS + ["vanilla_lpft"]]),
-             ("lpft 5-shot priors", [(d, "5-shot", s, m) for d in DATASETS for s in range(5) for m in LPFT
-                                     if m != "vanilla_lpft"]),
+                              for m in ("frozen_lr", "vanilla_lpft")]),
+             ("lpft 5-shot priors", [(d, "5-shot", s, m) for d in DATASETS for s in range(5)
+                                     for m in ["zero_shot"] + [m for m in LPFT if m != "vanilla_lpft"]]),
              ("lpft 10-shot", [(d, "10-shot", s, m) for d in DATASETS for s in range(5) for m in ANCHORS + LPFT]),
              ("lpft full", [("banking77", "full", s, m) for s in range(3)
                             for m in ("frozen_lr", "vanilla_lpft", "hybrid_mean_lpft", "hybrid_mean_probe_lpft")]),
