@@ -38,6 +38,17 @@ __all__ = ["ScoreCache", "MemoryCache", "get_cache_dir", "score_key", "claim_own
 ENV_VAR = "SKLEARN_CAP_CACHE"
 
 
+# SQLite caps the number of bound parameters of one statement.
+_KEYS_PER_QUERY = 500
+
+
+def _key_chunks(keys):
+    """``(chunk, marks)`` pairs: ``keys`` in slices small enough for one ``IN (...)`` query, and its ``?`` list."""
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def get_cache_dir(cache_dir=None):
     """Cache folder: argument, then ``$SKLEARN_CAP_CACHE``, then ``~/.cache/sklearn_cap``.
 
@@ -296,9 +307,7 @@ class ScoreCache:
         keys = list(keys)
         found = {k: self._memory[k] for k in keys if k in self._memory}
         try:
-            for i in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _key_chunks(keys):
                 found.update(conn.execute(f"SELECT key, value FROM scores WHERE key IN ({marks})", chunk))
         except sqlite3.Error as exc:
             self._fail(exc)
@@ -368,9 +377,7 @@ class ScoreCache:
             dead = [(o,) for (o,) in conn.execute("SELECT DISTINCT owner FROM claims WHERE owner != ?", (owner,))
                     if owner_is_dead(o)]
             conn.executemany("DELETE FROM claims WHERE owner = ?", dead)
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _key_chunks(keys):
                 taken = {k for (k,) in conn.execute(f"SELECT key FROM scores WHERE key IN ({marks})", chunk)}
                 taken.update(k for (k,) in conn.execute(
                     f"SELECT key FROM claims WHERE key IN ({marks}) AND owner != ?", [*chunk, owner]))
@@ -407,9 +414,7 @@ class ScoreCache:
             return {}
         keys, now, out = list(keys), time.time(), {}
         try:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk, marks in _key_chunks(keys):
                 for owner, n, last in conn.execute(
                         f"SELECT owner, COUNT(*), MAX(expires) FROM claims WHERE key IN ({marks}) GROUP BY owner",
                         chunk):
