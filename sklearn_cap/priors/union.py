@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..attribution import NORMALIZATIONS, normalize_np
 from ..text import WordAttributions
-from ..validation import check_texts, validate_params
+from ..validation import validate_params
 from .base import BasePrior
 
 __all__ = ["PriorUnion"]
@@ -42,7 +42,8 @@ class PriorUnion(BasePrior, _BaseComposition):
     that need the same reference classifier (IG and LIME with equal
     reference settings, see :meth:`BasePrior.reference_key`) share one,
     trained once. A PriorUnion is itself a prior and follows the same
-    contract (:class:`~sklearn_cap.priors.BasePrior`).
+    contract (:class:`~sklearn_cap.priors.BasePrior`): its ``transform``,
+    inherited, calls no member.
 
     Parameters
     ----------
@@ -225,22 +226,6 @@ class PriorUnion(BasePrior, _BaseComposition):
         # Without a memory folder, joblib returns a plain wrapper with no cache to check.
         check = getattr(fit_member, "check_call_in_cache", None)
         return bool(check and check(member, texts, y, None, transform))
-
-    def transform(self, X):
-        """The texts with no prior (no member is called): what ``Pipeline.predict`` sees.
-
-        Parameters
-        ----------
-        X : list of str
-            Texts (no labels needed); empty texts are allowed.
-
-        Returns
-        -------
-        WordAttributions
-            The texts and their words, with no values (all NaN).
-        """
-        check_is_fitted(self, "named_transformers_")
-        return WordAttributions(check_texts(X))
 
     def compute_priors(self, X, y):
         """Fused priors of labelled texts from the fitted members.
