@@ -30,6 +30,7 @@ import sqlite3
 import stat
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -233,12 +234,22 @@ class ScoreCache:
     def path(self):
         return self.folder / "scores.sqlite"
 
-    def _fail(self, exc):
-        raise OSError(
-            f"The score cache {self.path} cannot be used ({type(exc).__name__}: {exc}). If it is corrupt, move "
-            "or delete it (its scores will be recomputed); or point cache_dir / $SKLEARN_CAP_CACHE at another "
-            "folder, or use cache_dir=False."
-        ) from exc
+    @contextmanager
+    def _sqlite_errors(self, conn=None):
+        """Turn a SQLite error inside into an OSError that names the file and what to do.
+
+        ``conn``: roll its open transaction back first.
+        """
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.rollback()
+            raise OSError(
+                f"The score cache {self.path} cannot be used ({type(exc).__name__}: {exc}). If it is corrupt, "
+                "move or delete it (its scores will be recomputed); or point cache_dir / $SKLEARN_CAP_CACHE at "
+                "another folder, or use cache_dir=False."
+            ) from exc
 
     def _uri(self):
         return "file:" + quote(str(self.path.absolute()))
@@ -253,7 +264,7 @@ class ScoreCache:
     def _connect(self):
         if self._conn is not None:
             return self._conn
-        try:
+        with self._sqlite_errors():
             if self._writable():
                 try:
                     self.folder.mkdir(parents=True, exist_ok=True)
@@ -285,8 +296,6 @@ class ScoreCache:
                 self.read_only = True
                 warnings.warn(f"The score cache {self.path} is read-only: its scores are used, new scores are kept "
                               "in memory only.", stacklevel=3)
-        except sqlite3.Error as exc:
-            self._fail(exc)
         self._conn = conn
         return conn
 
@@ -306,11 +315,9 @@ class ScoreCache:
         conn = self._connect()
         keys = list(keys)
         found = {k: self._memory[k] for k in keys if k in self._memory}
-        try:
+        with self._sqlite_errors():
             for chunk, marks in _key_chunks(keys):
                 found.update(conn.execute(f"SELECT key, value FROM scores WHERE key IN ({marks})", chunk))
-        except sqlite3.Error as exc:
-            self._fail(exc)
         return found
 
     def put_many(self, items):
@@ -330,12 +337,10 @@ class ScoreCache:
         if self.read_only:
             self._memory.update(rows)
             return
-        try:
+        with self._sqlite_errors():
             conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?)", rows)
             conn.executemany("DELETE FROM claims WHERE key = ?", [(k,) for k, _ in rows])
             conn.commit()
-        except sqlite3.Error as exc:
-            self._fail(exc)
 
     def claim(self, keys, owner, limit):
         """Claim up to ``limit`` of ``keys`` for ``owner`` to score; the claimed keys, in order.
@@ -371,7 +376,7 @@ class ScoreCache:
             return keys[:limit]
         now = time.time()
         mine = []
-        try:
+        with self._sqlite_errors(conn):
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM claims WHERE expires < ?", (now,))
             dead = [(o,) for (o,) in conn.execute("SELECT DISTINCT owner FROM claims WHERE owner != ?", (owner,))
@@ -388,9 +393,6 @@ class ScoreCache:
             expires = now + float(self.claim_ttl)
             conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", [(k, owner, expires) for k in mine])
             conn.commit()
-        except sqlite3.Error as exc:
-            conn.rollback()
-            self._fail(exc)
         return mine
 
     def claim_holders(self, keys):
@@ -413,15 +415,13 @@ class ScoreCache:
         if self.read_only:
             return {}
         keys, now, out = list(keys), time.time(), {}
-        try:
+        with self._sqlite_errors():
             for chunk, marks in _key_chunks(keys):
                 for owner, n, last in conn.execute(
                         f"SELECT owner, COUNT(*), MAX(expires) FROM claims WHERE key IN ({marks}) GROUP BY owner",
                         chunk):
                     m, t = out.get(owner, (0, 0.0))
                     out[owner] = (m + n, max(t, last - now))
-        except sqlite3.Error as exc:
-            self._fail(exc)
         return out
 
     def release(self, owner):
@@ -435,11 +435,9 @@ class ScoreCache:
         conn = self._connect()
         if self.read_only:
             return
-        try:
+        with self._sqlite_errors():
             conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
             conn.commit()
-        except sqlite3.Error as exc:
-            self._fail(exc)
 
     def __len__(self):
         return self._connect().execute("SELECT COUNT(*) FROM scores").fetchone()[0] + len(self._memory)
