@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn_cap import ExplanationGuidedClassifier, WordAttributions
 from sklearn_cap.attribution import GradientXInput, IntegratedGradients, StochasticIntegratedGradients
 from sklearn_cap.callbacks import Callback, EarlyStopping, GradientNormClipping
-from sklearn_cap.stages import FineTune, Stage
+from sklearn_cap.stages import FineTune, LinearProbe, Stage
 
 from _pinning import COMMON, PINNED, RUNS, run_all
 from test_classifier import planted_data
@@ -191,3 +191,70 @@ def test_attribution_objects_own_their_parameters(tiny_encoder, data):
     assert StochasticIntegratedGradients(baseline="zeros").for_explanation() == IntegratedGradients(baseline="zeros")
     with pytest.raises(ValueError, match="AttributionMethod"):
         clf.explain(texts, method="ig_stochastic")
+
+
+def _frozen_features(folder, texts, normalize):
+    """Mean-pooled features of the untouched encoder, computed here with transformers alone."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tok, enc = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    batch = tok(list(texts), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = enc(**batch).last_hidden_state
+    m = batch["attention_mask"].unsqueeze(-1).float()
+    pooled = (hidden * m).sum(1) / m.sum(1)
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy() if normalize else pooled.numpy()
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_linear_probe_head_reproduces_logistic_regression_on_frozen_features(tiny_encoder, data, normalize):
+    from sklearn.linear_model import LogisticRegression
+
+    wa, y = data
+    X = wa.texts
+    clf = _clf(tiny_encoder, beta=0, pooling="mean", normalize_features=normalize,
+               stages=[LinearProbe(C=10.0)]).fit(X, y)
+    feats = _frozen_features(tiny_encoder, X, normalize)
+    lr = LogisticRegression(C=10.0, max_iter=1000).fit(feats, np.unique(y, return_inverse=True)[1])
+    np.testing.assert_allclose(clf.predict_proba(X), lr.predict_proba(feats), atol=1e-4)
+    assert (clf.predict(X) == clf.classes_[lr.predict(feats)]).all()
+
+
+def test_lpft_recipe_is_reproducible_and_starts_from_the_probe(tiny_encoder, data):
+    wa, y = data
+    X = wa.texts
+    params = dict(beta=0, pooling="mean", head_init="probe", normalize_features=True, head_learning_rate=1e-2,
+                  learning_rate=1e-3, epochs=2)
+    a, b = _clf(tiny_encoder, **params).fit(X, y), _clf(tiny_encoder, **params).fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-7)
+    assert [type(s).__name__ for s in a.get_stages()] == ["LinearProbe", "FineTune"] and a.n_epochs_ == 2
+    # "auto" is the probe with mean pooling and a random head with the model's own head.
+    assert type(_clf(tiny_encoder, head_init="auto", pooling="mean").get_stages()[0]).__name__ == "LinearProbe"
+    assert [type(s).__name__ for s in _clf(tiny_encoder, head_init="auto", pooling="cls").get_stages()] == ["FineTune"]
+    # The head gets its own learning rate.
+    probe_only = _clf(tiny_encoder, **params, stages=[LinearProbe()]).fit(X, y)
+    probe_only.optimizer_ = None
+    opt = probe_only.initialize_optimizer()
+    lrs = sorted({g["lr"] for g in opt.param_groups})
+    assert lrs == [1e-3, 1e-2]
+    head_ids = {id(p) for p in probe_only.model_.classifier.parameters()}
+    assert all(g["lr"] == 1e-2 for g in opt.param_groups for p in g["params"] if id(p) in head_ids)
+
+
+def test_cosine_head_trains_and_round_trips_through_pickle(tiny_encoder, data):
+    wa, y = data
+    X = wa.texts
+    clf = _clf(tiny_encoder, beta=0, pooling="mean", head="cosine", temperature=0.1, head_init="probe",
+               learning_rate=2e-3, epochs=3).fit(X, y)
+    assert clf.model_.classifier.bias is None
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    assert clf.score(X, y) > 0.5
+
+
+def test_mean_pooling_options_are_refused_with_the_models_own_head(tiny_encoder, data):
+    wa, y = data
+    with pytest.raises(ValueError, match="needs pooling='mean'"):
+        _clf(tiny_encoder, beta=0, pooling="cls", normalize_features=True).fit(wa.texts, y)
+    with pytest.raises(ValueError, match="needs pooling='mean'"):
+        _clf(tiny_encoder, beta=0, pooling="cls", head_init="probe").fit(wa.texts, y)
