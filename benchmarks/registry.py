@@ -68,8 +68,12 @@ RECIPES = {
 
 
 def recipe_params(recipe, setting):
-    """The classifier parameters of a recipe in a setting (over :func:`config`'s)."""
-    return dict(RECIPES[recipe][setting])
+    """The classifier parameters of a recipe in a setting (over :func:`config`'s).
+
+    A block that is not a classifier recipe (a row with its own ``estimator``
+    and parameters) adds none.
+    """
+    return dict(RECIPES.get(recipe, {}).get(setting, {}))
 
 
 def config(setting):

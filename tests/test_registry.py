@@ -37,8 +37,10 @@ def test_each_method_is_one_consistent_entry():
         assert m.name == name and registry.name_of(name) == m.display
         assert set(m.priors) <= set(registry.PRIORS), name
         assert all(ref is None or ref in methods for ref in (m.against, m.costs_as)), name
-        assert m.group in ("required", "extra", "ablation")
-    assert len({m.display for m in methods.values()}) == len(methods)  # no two rows look alike on the page
+        assert m.group in ("required", "extra", "ablation", "anchor", "recipe")
+        assert m.recipe == "base" or m.recipe in registry.RECIPES or m.estimator is not None, name
+    # no two rows look alike on the page: within a recipe's block, every display name is its own
+    assert len({(m.recipe, m.display) for m in methods.values()}) == len(methods)
     for beta, name in registry.BETA_SWEEP.items():  # the sweep's betas are the ones its entries train with
         assert methods[name].classifier.get("beta", 1.0) == beta
     # every method of the grid is registered, and the grid asks for no cell twice
