@@ -38,6 +38,12 @@ CANDIDATES = {
     "lpft_norm_15ep": dict(_LPFT, normalize_features=True, epochs=15),
     "lpft_cosine": dict(_LPFT, head="cosine", temperature=0.05, head_learning_rate=3e-3),
     "random_norm_headlr": dict(_LEGACY, normalize_features=True, head_learning_rate=1e-3),
+    # A supervised contrastive pass over the body first (sklearn_cap.stages.ContrastiveBody), SetFit's idea.
+    "con2_lpft_norm": dict(_LPFT, normalize_features=True, contrastive_epochs=2),
+    "con4_lpft_norm": dict(_LPFT, normalize_features=True, contrastive_epochs=4),
+    "con4_lpft_norm_4ep": dict(_LPFT, normalize_features=True, contrastive_epochs=4, epochs=4),
+    "con8_probe": dict(head_init="probe", normalize_features=True, contrastive_epochs=8, stages="contrastive_probe",
+                       batch_size=16, epochs=1),
 }
 
 
@@ -53,11 +59,14 @@ def inner_split(y, n_train, seed):
 
 def make(params, seed):
     from sklearn_cap import ExplanationGuidedClassifier, embedded
-    from sklearn_cap.stages import LinearProbe
+    from sklearn_cap.stages import ContrastiveBody, LinearProbe
 
     params = dict(params)
-    if params.pop("stages", None) == "probe_only":
+    stages = params.pop("stages", None)
+    if stages == "probe_only":
         params["stages"] = [LinearProbe()]
+    elif stages == "contrastive_probe":  # SetFit's shape: a tuned body read by a logistic regression
+        params["stages"] = [ContrastiveBody(epochs=params.pop("contrastive_epochs")), LinearProbe()]
     return ExplanationGuidedClassifier(embedded.ENCODER, beta=0, random_state=seed, progress_bar=False, **params)
 
 

@@ -36,7 +36,7 @@ from .encoding import EncodedTexts
 from .loading import resolve_device
 from .modeling import build_classifier, max_tokens, resolve_pooling
 from .progress import PROGRESS_BAR, progress
-from .stages import FineTune, LinearProbe, Stage, TrainingData
+from .stages import ContrastiveBody, FineTune, LinearProbe, Stage, TrainingData
 from .text import WordAttributions
 from .validation import (RANDOM_STATE, check_known_labels, check_labels, check_min_classes, check_texts, seed_from,
                          text_input_tags)
@@ -84,6 +84,10 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         (Kumar et al. 2022). ``"random"``: a randomly initialised head.
         ``"auto"``: ``"probe"`` with mean pooling, ``"random"`` with the
         model's own (``"cls"``) head.
+    contrastive_epochs : int, default=0
+        Epochs of a supervised contrastive pass over the encoder before the
+        probe (:class:`~sklearn_cap.stages.ContrastiveBody`, in the spirit
+        of SetFit); 0 leaves it out. Needs a head that starts from a probe.
     probe_C : float or "cv", default=10.0
         Inverse L2 strength of the linear probe's logistic regression;
         ``"cv"`` chooses it by 3-fold CV on the training texts.
@@ -180,6 +184,12 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
     history_ : list of dict
         Per epoch: ``loss``, ``ce``, ``attr`` (mean over batches), ``seconds``,
         and ``val_accuracy`` with early stopping.
+    probe_ : dict
+        With a probe head: the probe's ``C``, its ``train_accuracy`` and,
+        with ``probe_C="cv"``, each candidate's ``cv_accuracy``.
+    contrastive_ : dict
+        With ``contrastive_epochs``: per epoch, the mean contrastive
+        ``loss`` and its ``seconds``.
 
     Examples
     --------
@@ -196,6 +206,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         "model": [str, os.PathLike],
         "pooling": [StrOptions({"auto", "cls", "mean"})],
         "head_init": [StrOptions({"auto", "probe", "random"})],
+        "contrastive_epochs": [Interval(Integral, 0, None, closed="left")],
         "probe_C": [Interval(Real, 0, None, closed="neither"), StrOptions({"cv"})],
         "head_learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"}), None],
         "normalize_features": ["boolean", StrOptions({"auto"})],
@@ -231,6 +242,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         *,
         pooling="auto",
         head_init="auto",
+        contrastive_epochs=0,
         probe_C=10.0,
         head_learning_rate="auto",
         normalize_features="auto",
@@ -262,6 +274,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         self.model = model
         self.pooling = pooling
         self.head_init = head_init
+        self.contrastive_epochs = contrastive_epochs
         self.probe_C = probe_C
         self.head_learning_rate = head_learning_rate
         self.normalize_features = normalize_features
@@ -450,8 +463,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         """The training stages ``fit`` runs, in order.
 
         ``stages`` when given; else ``[LinearProbe(probe_C), FineTune()]``
-        when the head starts from a probe (``head_init``), ``[FineTune()]``
-        otherwise.
+        when the head starts from a probe (``head_init``), preceded by
+        ``ContrastiveBody(contrastive_epochs)`` when that is above 0, and
+        ``[FineTune()]`` otherwise.
 
         Returns
         -------
@@ -464,7 +478,13 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("head_init='probe' fits the head on pooled features, which needs pooling='mean'; "
                                  "use pooling='mean', or head_init='random' for the model's own head.")
             stages = [LinearProbe(C=self.probe_C), FineTune()]
+            if self.contrastive_epochs > 0:
+                stages.insert(0, ContrastiveBody(epochs=self.contrastive_epochs))
         else:
+            if self.contrastive_epochs > 0:
+                raise ValueError(f"contrastive_epochs={self.contrastive_epochs} tunes the encoder before a linear "
+                                 "probe, so it needs head_init='probe' (or 'auto' with pooling='mean'); set "
+                                 "contrastive_epochs=0 for a head that starts at random.")
             stages = [FineTune()]
         for stage in stages:
             if not isinstance(stage, Stage):

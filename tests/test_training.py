@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn_cap import ExplanationGuidedClassifier, WordAttributions
 from sklearn_cap.attribution import GradientXInput, IntegratedGradients, StochasticIntegratedGradients
 from sklearn_cap.callbacks import Callback, EarlyStopping, GradientNormClipping
-from sklearn_cap.stages import FineTune, LinearProbe, Stage
+from sklearn_cap.stages import FineTune, LinearProbe, Stage, TrainingData
 
 from _pinning import COMMON, PINNED, RUNS, run_all
 from test_classifier import planted_data
@@ -258,3 +258,82 @@ def test_mean_pooling_options_are_refused_with_the_models_own_head(tiny_encoder,
         _clf(tiny_encoder, beta=0, pooling="cls", normalize_features=True).fit(wa.texts, y)
     with pytest.raises(ValueError, match="needs pooling='mean'"):
         _clf(tiny_encoder, beta=0, pooling="cls", head_init="probe").fit(wa.texts, y)
+
+
+def _supcon_by_hand(z, labels, t):
+    """Khosla et al.'s L_out, anchor by anchor, with plain Python loops: the reference for the vectorised loss."""
+    z = torch.nn.functional.normalize(z, dim=-1)
+    losses = []
+    for i in range(len(z)):
+        pos = [p for p in range(len(z)) if p != i and labels[p] == labels[i]]
+        if not pos:
+            continue
+        others = [a for a in range(len(z)) if a != i]
+        denom = torch.logsumexp(torch.stack([z[i] @ z[a] / t for a in others]), 0)
+        losses.append(-torch.stack([z[i] @ z[p] / t - denom for p in pos]).mean())
+    return torch.stack(losses).mean()
+
+
+def test_supervised_contrastive_loss_matches_the_definition_and_ignores_anchors_without_positives():
+    from sklearn_cap.stages import supervised_contrastive_loss
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(9, 5, generator=g, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 4])  # classes 2 and 4 have no positive
+    loss = supervised_contrastive_loss(z, labels, 0.1)
+    torch.testing.assert_close(loss, _supcon_by_hand(z, labels, 0.1))
+    loss.backward()
+    assert torch.isfinite(z.grad).all() and z.grad[[0, 1]].abs().sum() > 0
+    lone = torch.randn(3, 5, requires_grad=True)
+    zero = supervised_contrastive_loss(lone, torch.tensor([0, 1, 2]))
+    assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_contrastive_batches_hold_every_text_once_with_positives():
+    from sklearn_cap.stages import ContrastiveBody
+
+    y_idx = np.repeat(np.arange(7), [5, 5, 3, 2, 4, 1, 6])
+    rows = np.arange(len(y_idx))
+    batches = ContrastiveBody(per_class=2).batches(y_idx, rows, 8, np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert sorted(flat) == list(rows)
+    for b in batches:
+        counts = np.bincount(y_idx[b])
+        assert counts[(counts > 0) & (np.bincount(y_idx)[: len(counts)] > 1)].min() >= 2
+    n_steps = ContrastiveBody(per_class=2, epochs=3).n_steps(
+        type("C", (), {"batch_size": 8})(), TrainingData(None, y_idx, None, rows, None, None))
+    assert n_steps == 3 * len(batches)
+    with pytest.raises(ValueError, match="per_class >= 2"):
+        ContrastiveBody(per_class=1).batches(y_idx, rows, 8, np.random.default_rng(0))
+
+
+def test_contrastive_stage_pulls_classes_together_and_leaves_the_head_alone(tiny_encoder, data):
+    from sklearn_cap.stages import ContrastiveBody
+
+    wa, y = data
+    X = wa.texts
+    params = dict(beta=0, pooling="mean", head_init="probe", learning_rate=2e-3)
+    clf = _clf(tiny_encoder, **params, stages=[ContrastiveBody(epochs=4)]).fit(X, y)
+    losses = clf.contrastive_["loss"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+    def separation(feats):
+        z = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+        same = y[:, None] == y[None, :]
+        cos = z @ z.T
+        return cos[same & ~np.eye(len(y), dtype=bool)].mean() - cos[~same].mean()
+
+    before = separation(_frozen_features(tiny_encoder, X, normalize=False))
+    after = separation(clf.features(clf.encode(X)))
+    assert after > before + 0.05
+    untouched = _clf(tiny_encoder, **params, stages=[]).fit(X, y)  # the model as initialised, same seed
+    assert torch.equal(clf.model_.classifier.weight, untouched.model_.classifier.weight)
+    assert not torch.equal(clf.model_.encoder.embeddings.word_embeddings.weight,
+                           untouched.model_.encoder.embeddings.word_embeddings.weight)
+    # The parameter adds the stage before LP-FT, reproducibly; a head that starts at random refuses it.
+    a = _clf(tiny_encoder, **params, contrastive_epochs=1, epochs=1).fit(X, y)
+    b = _clf(tiny_encoder, **params, contrastive_epochs=1, epochs=1).fit(X, y)
+    assert [type(s).__name__ for s in a.get_stages()] == ["ContrastiveBody", "LinearProbe", "FineTune"]
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-7)
+    with pytest.raises(ValueError, match="contrastive_epochs=1"):
+        _clf(tiny_encoder, beta=0, head_init="random", contrastive_epochs=1).fit(X, y)
