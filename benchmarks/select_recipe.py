@@ -42,9 +42,44 @@ CANDIDATES = {
     "con2_lpft_norm": dict(_LPFT, normalize_features=True, contrastive_epochs=2),
     "con4_lpft_norm": dict(_LPFT, normalize_features=True, contrastive_epochs=4),
     "con4_lpft_norm_4ep": dict(_LPFT, normalize_features=True, contrastive_epochs=4, epochs=4),
+    # WiSE-FT (Wortsman et al. 2022): the weights interpolated between the probe's model and the fine-tuned one;
+    # one fit scores every alpha (a callback keeps the weights the fine-tuning started from).
+    "lpft_norm_wise": dict(_LPFT, normalize_features=True, wise_alphas=(0.25, 0.5, 0.75)),
+    "lpft_norm_ls0.1": dict(_LPFT, normalize_features=True, label_smoothing=0.1),
+    "lpft_norm_probecv": dict(_LPFT, normalize_features=True, probe_C="cv"),
     "con8_probe": dict(head_init="probe", normalize_features=True, contrastive_epochs=8, stages="contrastive_probe",
                        batch_size=16, epochs=1),
 }
+
+
+def _snapshot_callback():
+    from sklearn_cap.callbacks import Callback
+    from sklearn_cap.stages import FineTune
+
+    class StartOfFineTuning(Callback):
+        """Keeps a copy of the weights a FineTune stage starts from."""
+
+        def on_stage_begin(self, clf, stage, **kwargs):
+            if isinstance(stage, FineTune):
+                self.state_ = {k: v.detach().clone() for k, v in clf.model_.state_dict().items()}
+
+    return StartOfFineTuning()
+
+
+def interpolated_predictions(clf, start, alphas, texts):
+    """Predictions of ``(1 - alpha) * start + alpha * fitted`` weights for each alpha; the model is restored."""
+    import torch
+
+    end = {k: v.detach().clone() for k, v in clf.model_.state_dict().items()}
+    out = {}
+    try:
+        for a in alphas:
+            clf.model_.load_state_dict({k: (1 - a) * start[k] + a * end[k] if end[k].is_floating_point() else end[k]
+                                        for k in end})
+            out[a] = clf.predict(texts)
+    finally:
+        clf.model_.load_state_dict(end)
+    return out
 
 
 def inner_split(y, n_train, seed):
@@ -62,6 +97,7 @@ def make(params, seed):
     from sklearn_cap.stages import ContrastiveBody, LinearProbe
 
     params = dict(params)
+    params.pop("wise_alphas", None)
     stages = params.pop("stages", None)
     if stages == "probe_only":
         params["stages"] = [LinearProbe()]
@@ -91,21 +127,31 @@ def run(args):
         Xs, ys = list(Xs), np.asarray(ys)
         fit, score = inner_split(ys, args.inner_train, seed)
         for name in args.candidates:
-            key = (args.dataset, args.shots, seed, name, args.inner_train)
-            if key in finished:
+            alphas = CANDIDATES[name].get("wise_alphas")
+            names = [f"{name}{a:g}" for a in alphas] if alphas else [name]
+            if all((args.dataset, args.shots, seed, n, args.inner_train) in finished for n in names):
                 continue
             clf = make(CANDIDATES[name], seed)
+            if alphas:
+                snap = _snapshot_callback()
+                clf.set_params(callbacks=[snap])
             start = time.perf_counter()
             clf.fit([Xs[i] for i in fit], ys[fit])
             seconds = time.perf_counter() - start
-            acc = float(np.mean(clf.predict([Xs[i] for i in score]) == ys[score]))
-            rec = {"dataset": args.dataset, "shots": args.shots, "seed": seed, "candidate": name,
-                   "inner_train": args.inner_train, "params": CANDIDATES[name], "n_fit": len(fit),
-                   "n_score": len(score), "inner_accuracy": acc, "fit_seconds": round(seconds, 1),
-                   "threads": args.threads, "cpu": platform.processor() or platform.machine()}
-            with OUT.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
-            print(f"{args.dataset} {args.shots}-shot seed {seed} {name}: {acc:.3f} in {seconds:.0f} s", flush=True)
+            texts = [Xs[i] for i in score]
+            preds = (interpolated_predictions(clf, snap.state_, alphas, texts) if alphas
+                     else {None: clf.predict(texts)})
+            for cand, (alpha, pred) in zip(names, preds.items()):
+                acc = float(np.mean(pred == ys[score]))
+                rec = {"dataset": args.dataset, "shots": args.shots, "seed": seed, "candidate": cand,
+                       "inner_train": args.inner_train, "params": CANDIDATES[name], "n_fit": len(fit),
+                       "n_score": len(score), "inner_accuracy": acc, "fit_seconds": round(seconds, 1),
+                       "threads": args.threads, "cpu": platform.processor() or platform.machine()}
+                if alpha is not None:
+                    rec["wise_alpha"] = alpha
+                with OUT.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(f"{args.dataset} {args.shots}-shot seed {seed} {cand}: {acc:.3f} in {seconds:.0f} s", flush=True)
 
 
 def report(args):

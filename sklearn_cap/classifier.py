@@ -103,6 +103,8 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         weights over ``temperature`` (mean pooling only).
     temperature : float, default=0.05
         Temperature of the cosine head.
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy, in [0, 1).
     beta : float, default=1.0
         Weight of the attribution loss. 0 trains with cross-entropy only;
         with ``beta > 0``, ``fit`` needs prior values.
@@ -212,6 +214,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         "normalize_features": ["boolean", StrOptions({"auto"})],
         "head": [StrOptions({"linear", "cosine"})],
         "temperature": [Interval(Real, 0, None, closed="neither")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "attribution": [StrOptions(set(ATTRIBUTIONS)), AttributionMethod],
         "n_steps": [Interval(Integral, 1, None, closed="left")],
@@ -248,6 +251,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         normalize_features="auto",
         head="linear",
         temperature=0.05,
+        label_smoothing=0.0,
         beta=1.0,
         attribution="ig",
         n_steps=4,
@@ -280,6 +284,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         self.normalize_features = normalize_features
         self.head = head
         self.temperature = temperature
+        self.label_smoothing = label_smoothing
         self.beta = beta
         self.attribution = attribution
         self.n_steps = n_steps
@@ -672,7 +677,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         attr = torch.zeros((), device=y_true.device)
         if y_pred.get("words") is not None:
             attr = attribution_loss(y_pred["words"], prior, y_pred["valid"], self.normalization)
-        ce = torch.nn.functional.cross_entropy(y_pred["logits"], y_true)
+        ce = torch.nn.functional.cross_entropy(y_pred["logits"], y_true, label_smoothing=float(self.label_smoothing))
         return ce + float(self.beta) * attr, {"ce": ce, "attr": attr}
 
     def train_step(self, batch, target, prior):

@@ -337,3 +337,12 @@ def test_contrastive_stage_pulls_classes_together_and_leaves_the_head_alone(tiny
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-7)
     with pytest.raises(ValueError, match="contrastive_epochs=1"):
         _clf(tiny_encoder, beta=0, head_init="random", contrastive_epochs=1).fit(X, y)
+
+
+def test_label_smoothing_keeps_the_training_fit_less_confident(tiny_encoder, data):
+    wa, y = data
+    X = wa.texts
+    params = dict(beta=0, pooling="mean", head_init="probe", learning_rate=2e-3, epochs=4)
+    sharp = _clf(tiny_encoder, **params).fit(X, y).predict_proba(X).max(1).mean()
+    smooth = _clf(tiny_encoder, **params, label_smoothing=0.3).fit(X, y).predict_proba(X).max(1).mean()
+    assert smooth < sharp - 0.02
