@@ -36,6 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CELLS = HERE / "results" / "cells.jsonl"
 COSTS = HERE / "results" / "prior_costs.jsonl"  # priors re-timed from an empty cache (bench_prior_cost.py)
+HOMOGENISATION = HERE / "results" / "homogenisation.jsonl"  # top words of confusable classes (homogenisation.py)
 ADVERSARIAL = HERE / "adversarial"
 DESCRIPTIONS = HERE / "label_descriptions"
 

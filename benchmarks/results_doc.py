@@ -12,6 +12,9 @@ LP-FT) make a block of their own near the top, *Accurate first*, paired
 against that recipe's vanilla; every other section shows the base recipe's
 cells alone, as it did before those cells existed.
 
+When ``benchmarks/results/homogenisation.jsonl`` exists (``benchmarks/homogenisation.py``), a section
+*Shared top words of confusable classes* shows its overlap table, read from its lines alone.
+
 Run (``python benchmarks/reproduce.py --write-doc`` runs the same)::
 
     python benchmarks/results_doc.py
@@ -27,8 +30,8 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from registry import (DATASETS, MAIN, METHODS, SETTINGS, beta_sweep, load_cells, load_costs, method_of,  # noqa: E402
-                      name_of, order)
+from registry import (DATASETS, HOMOGENISATION, MAIN, METHODS, PRIORS, SETTINGS, beta_sweep, load_cells,  # noqa: E402
+                      load_costs, method_of, name_of, order)
 
 HERE = Path(__file__).resolve().parent
 DOC = HERE.parent / "doc" / "results.rst"
@@ -481,7 +484,7 @@ def new_block_lines(groups):
     return out
 
 
-def write_doc(cells, path=DOC, costs=()):
+def write_doc(cells, path=DOC, costs=(), homogenisation=()):
     groups = defaultdict(list)
     for c in cells:
         groups[(c["dataset"], c["setting"])].append(c)
@@ -588,6 +591,7 @@ def write_doc(cells, path=DOC, costs=()):
         out += _ablation_lines(group)
         out += _beta_lines(group, dataset, setting, path.parent)
         out += ["Settings read from these cells:", ""] + [f"* {line}" for line in _settings_lines(group)] + [""]
+    out += homogenisation_lines(homogenisation)
     out += retimed_lines(cells, costs)
     path.write_text("\n".join(out).rstrip() + "\n")
     print(f"wrote {path} from {len(cells)} cells")
@@ -691,8 +695,64 @@ def _beta_lines(group, dataset, setting, folder):
             f".. image:: {name}", "   :width: 520px", ""] + lines
 
 
+def _source_order(source):
+    """Row order of the overlap table: a source that is no prior (the log-odds reference), then the registry's."""
+    names = list(PRIORS)
+    return (source in PRIORS, names.index(source) if source in PRIORS else 0, source)
+
+
+def homogenisation_lines(lines):
+    """The section on shared top words of confusable classes, from ``benchmarks/homogenisation.py``'s lines.
+
+    One table per (setting, k, min_count) that the lines hold: a row per prior source, a column per data
+    set, each cell the mean over seeds of the per-seed mean overlap over classes, with its sd over seeds
+    and the number of seeds. Settings are listed as the lines record them. No lines: no section.
+    """
+    if not lines:
+        return []
+    latest = {}
+    for r in lines:  # a line written again (a rerun after its file was edited) replaces the earlier one
+        latest[(r["dataset"], r["setting"], r["seed"], r["source"], r["k"], r["min_count"])] = r
+    lines = list(latest.values())
+    title = "Shared top words of confusable classes"
+    out = [title, "-" * len(title), "",
+           "Do the priors give confusable classes the same top words? For each class, its top k words under a",
+           "prior source (or, in the row with no prior, its log-odds keywords) on a seed's training sample, and",
+           "the share of them that its partner class (``partners_from`` below) also has among its top k: 0 when",
+           "the two lists share no word, 1 when they are the same. A cell is the mean over seeds of the mean",
+           "over classes, ``mean ± sd over seeds (seeds)``. Read from",
+           f"``benchmarks/results/{HOMOGENISATION.name}`` ({len(lines)} lines), written by",
+           "``python benchmarks/homogenisation.py``.", ""]
+    tables = sorted({(r["setting"], r["k"], r["min_count"]) for r in lines},
+                    key=lambda g: (SETTING_ORDER.index(g[0]) if g[0] in SETTING_ORDER else len(SETTING_ORDER),) + g)
+    for setting, k, min_count in tables:
+        group = [r for r in lines if (r["setting"], r["k"], r["min_count"]) == (setting, k, min_count)]
+        datasets = sorted({r["dataset"] for r in group},
+                          key=lambda d: (DATASETS.index(d) if d in DATASETS else len(DATASETS), d))
+        sources = sorted({r["source"] for r in group}, key=_source_order)
+        rows = []
+        for source in sources:
+            mine = [r for r in group if r["source"] == source]
+            rows.append([mine[0]["display"]] + [_mean_sd([r["mean_overlap"] for r in mine if r["dataset"] == d])
+                                                for d in datasets])
+        classes = ", ".join(f"{d} " + "/".join(str(n) for n in sorted({r["n_classes"] for r in group
+                                                                        if r["dataset"] == d})) for d in datasets)
+        out += [f"{setting}, top {k} words a class, each seen in at least {min_count} of the class's texts "
+                f"(log-odds keywords: occurrences); classes: {classes}:", ""]
+        out += _table(["source"] + datasets, rows)
+    out += ["Settings read from these lines, by source:", ""]
+    for source in sorted({r["source"] for r in lines}, key=_source_order):
+        mine = [r for r in lines if r["source"] == source]
+        recorded = [{"config": {**r["config"], "top_words": r["top_words"], "partners_from": r["partners_from"]}}
+                    for r in mine]
+        out += [f"* {mine[0]['display']}: " + "; ".join(_settings_lines(recorded))]
+    cpus = Counter(cpu_of(r) for r in lines)
+    return out + ["", "CPUs the lines ran on: " + "; ".join(f"{k}: {v} lines" for k, v in sorted(cpus.items())) + ".",
+                  ""]
+
+
 def main():
-    write_doc(load_cells(), costs=load_costs())
+    write_doc(load_cells(), costs=load_costs(), homogenisation=load_cells(HOMOGENISATION))
 
 
 if __name__ == "__main__":

@@ -257,3 +257,50 @@ def test_first_block_page_is_valid_rst(tmp_path):
     write_doc(_recipe_cells() + [_recipe_cell("cap_emb", s, 0.72, BASE) for s in range(3)], out)
     # a warning (a malformed table or heading) raises
     docutils.core.publish_doctree(out.read_text(), settings_overrides={"halt_level": 2, "report_stream": False})
+
+
+def _overlap_line(dataset, seed, source, display, overlap, k=5, lam=0.1):
+    config = {"logodds": {"alpha0": 1000.0}} if source == "logodds" else {"cap": {"lam": lam, "n_samples": 100}}
+    return {"dataset": dataset, "setting": "5-shot", "seed": seed, "source": source, "display": display, "k": k,
+            "min_count": 1, "n_train": 385, "n_classes": 77, "mean_overlap": overlap,
+            "classes": {"a": {"partner": "b", "overlap": overlap, "words": ["card"]}},
+            "top_words": f"top words of {source}", "partners_from": "the full training split", "config": config,
+            "seconds": {"prior": 1.0, "wall": 1.0}, "machine": {"cpus": 2, "cpu": "Test CPU", "bf16_matmul": "none"}}
+
+
+def test_homogenisation_section_is_read_from_its_lines(tmp_path):
+    import json
+
+    from registry import load_cells
+    from results_doc import homogenisation_lines
+
+    lines = [_overlap_line("banking77", s, "cap_emb", "CAP (embedding)", o) for s, o in [(0, 0.2), (1, 0.4)]]
+    lines += [_overlap_line("hwu64", 0, "cap_emb", "CAP (embedding)", 0.1),
+              _overlap_line("banking77", 0, "logodds", "log-odds keywords (no prior)", 0.05),
+              _overlap_line("banking77", 0, "logodds", "log-odds keywords (no prior)", 0.5, k=10)]
+    path = tmp_path / "homogenisation.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "results.rst"
+    cells = [_cell("vanilla", 0, 0.8)]
+    write_doc(cells, out, homogenisation=load_cells(path))
+    text = out.read_text()
+    assert "Shared top words of confusable classes" in text and "(5 lines)" in text
+    table5 = text[text.index("5-shot, top 5 words"):text.index("5-shot, top 10 words")]
+    rows = [r for r in table5.splitlines() if r.startswith(("log-odds", "CAP"))]
+    # the reference row first; a cell is the mean over seeds, the sd over seeds and the number of seeds
+    assert rows[0].split()[:5] == ["log-odds", "keywords", "(no", "prior)", "0.050"]
+    assert rows[0].rstrip().endswith("–")  # no hwu64 line of the reference
+    assert "0.300 ± 0.141 (2)" in rows[1] and "0.100 (1)" in rows[1]
+    assert table5.index("banking77") < table5.index("hwu64")  # data sets in the registry's order
+    assert "classes: banking77 77, hwu64 77" in table5
+    assert "0.500 (1)" in text[text.index("5-shot, top 10 words"):]
+    assert "``cap.lam`` = 0.1" in text and '``partners_from`` = "the full training split"' in text
+    assert "Test CPU (bfloat16: none): 5 lines" in text
+    # settings come from the lines: another lam is shown as recorded, both where they differ
+    lines[1]["config"]["cap"]["lam"] = 0.5
+    write_doc(cells, out, homogenisation=lines)
+    assert "``cap.lam`` = 0.1, 0.5" in out.read_text()
+    # no lines (the file absent): no section
+    write_doc(cells, out)
+    assert "Shared top words" not in out.read_text()
+    assert homogenisation_lines(load_cells(tmp_path / "absent.jsonl")) == []
