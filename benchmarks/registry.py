@@ -77,20 +77,43 @@ def recipe_params(recipe, setting):
     return dict(RECIPES.get(recipe, {}).get(setting, {}))
 
 
+def bf16_matmul():
+    """This CPU's bfloat16 matrix units ("amx", "avx512_bf16" or "none"); "none" where /proc/cpuinfo is absent."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]  # the first logical CPU's block
+    except OSError:
+        return "none"
+    flags = set(next((line.split(":", 1)[1] for line in first.splitlines() if line.startswith("flags")), "").split())
+    return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+
+
+def fast_precision():
+    """The precision the runner's own models use here: bfloat16 on bfloat16 matrix units, else float32.
+
+    Without those units torch emulates bfloat16 matrix products several
+    times slower than float32, so a host without them scores and trains
+    the references in float32; the precision is recorded in every cell.
+    """
+    return "float32" if bf16_matmul() == "none" else "bfloat16"
+
+
 def config(setting):
     """Every setting of a cell, as recorded with it (a method's classifier parameters go over ``classifier``).
 
-    CAP with the embedded LLM scores in bfloat16: doc/benchmarks.rst measures
-    what that does to its speed and to the priors' word order.
+    The reference models and the scorers run at :func:`fast_precision`
+    (every cell before issue 28 ran in bfloat16 on an AMX host);
+    doc/benchmarks.rst measures what bfloat16 does to the LLM scorer's
+    speed and to the priors' word order.
     """
     per_class, epochs, batch = SETTINGS[setting]
+    precision = fast_precision()
     return {
         "classifier": {"model": "embedded MiniLM-L6 (all-MiniLM-L6-v2)", "pooling": "auto (mean)", "epochs": epochs,
                        "batch_size": batch, "learning_rate": 1e-4, "beta": 1.0, "attribution": "grad_input",
-                       "precision": "bfloat16", "max_length": 128},
+                       "precision": precision, "max_length": 128},
         "per_class": per_class,
-        "cap": {"n_samples": 100, "lam": 0.1, "embedding_precision": "bfloat16", "llm": "embedded SmolLM2-135M-Instruct",
-                "llm_dtype": "bfloat16"},
+        "cap": {"n_samples": 100, "lam": 0.1, "embedding_precision": precision, "llm": "embedded SmolLM2-135M-Instruct",
+                "llm_dtype": precision},
         "ig_prior": {"n_steps": 20, "cv": CV},
         "lime_prior": {"num_samples": 500, "cv": CV},
         "fusion": {"normalization": "minmax"},

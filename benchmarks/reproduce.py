@@ -391,15 +391,11 @@ def machine():
 def _cpu():
     """CPU model and its bfloat16 matrix support (AMX, AVX512-BF16 or neither); empty where /proc/cpuinfo is absent."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]  # one block per logical CPU
     except OSError:
         return {}
-    first = info.strip().split("\n\n")[0]  # one block per logical CPU; the first describes the model
-    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    bf16 = "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
-    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": bf16}
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul()}
 
 
 def _threads():
