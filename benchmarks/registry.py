@@ -77,12 +77,18 @@ def recipe_params(recipe, setting):
     return dict(RECIPES.get(recipe, {}).get(setting, {}))
 
 
-def bf16_matmul():
-    """This CPU's bfloat16 matrix units ("amx", "avx512_bf16" or "none"); "none" where /proc/cpuinfo is absent."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]  # the first logical CPU's block
-    except OSError:
-        return "none"
+def bf16_matmul(cpuinfo=None):
+    """This CPU's bfloat16 matrix units ("amx", "avx512_bf16" or "none").
+
+    ``cpuinfo`` is the text of /proc/cpuinfo (read here when None); "none"
+    where it cannot be read.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "none"
+    first = cpuinfo.strip().split("\n\n")[0]  # the first logical CPU's block
     flags = set(next((line.split(":", 1)[1] for line in first.splitlines() if line.startswith("flags")), "").split())
     return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
 

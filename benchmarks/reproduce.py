@@ -391,11 +391,12 @@ def machine():
 def _cpu():
     """CPU model and its bfloat16 matrix support (AMX, AVX512-BF16 or neither); empty where /proc/cpuinfo is absent."""
     try:
-        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]  # one block per logical CPU
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return {}
+    first = text.strip().split("\n\n")[0]  # one block per logical CPU
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul()}
+    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul(text)}
 
 
 def _threads():
