@@ -1,7 +1,8 @@
 """Inference speed and accuracy of one trained classifier on four paths, against a measured FLOP floor.
 
 One run prints, for torch float32, torch bfloat16 (autocast), ONNX Runtime
-float32 and ONNX Runtime int8 (dynamic quantisation):
+float32 and ONNX Runtime int8 (dynamic quantisation, one scale per weight column, the
+default, and one per matrix):
 
 - batch-1 latency, p50 and p95 over ``--n-latency`` BANKING77 test texts
   (each text alone, as a chat service sees them);
@@ -26,6 +27,7 @@ Run::
 """
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +37,7 @@ import torch
 
 from sklearn_cap import ExplanationGuidedClassifier, embedded
 from sklearn_cap.datasets import load_banking77, sample_few_shot
-from sklearn_cap.onnx_predictor import ONNXTextClassifier
+from sklearn_cap.onnx_predictor import ONNXTextClassifier, quantize_onnx
 
 
 def train(args, X, y):
@@ -50,6 +52,18 @@ def train(args, X, y):
     clf.fit(list(X), y)
     print(f"trained on {len(X)} texts ({len(np.unique(y))} classes) in {time.perf_counter() - t:.0f} s")
     return clf
+
+
+def cpu_description():
+    """The CPU's model name and the matrix instructions int8 and bfloat16 kernels use, from /proc/cpuinfo."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]
+    except OSError:
+        return "unknown CPU"
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    units = [f for f in ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
+    return f"{fields.get('model name', 'unknown CPU')} ({', '.join(units) or 'no int8/bf16 matrix instructions'})"
 
 
 def latency(predict, texts, warmup=10):
@@ -132,17 +146,23 @@ def main(argv=None):
     onnx_folder = torch_fp32.export_onnx(work / "onnx", quantize=True)
     ort_fp32 = ONNXTextClassifier(onnx_folder, n_threads=threads)
     ort_int8 = ONNXTextClassifier(onnx_folder, quantized=True, n_threads=threads)
+    # The same graph quantised with one scale per weight matrix (quantize_onnx's per_channel=False), for comparison.
+    per_tensor = work / "onnx_per_tensor"
+    shutil.copytree(onnx_folder, per_tensor, dirs_exist_ok=True)
+    quantize_onnx(per_tensor, per_channel=False)
+    ort_int8_tensor = ONNXTextClassifier(per_tensor, quantized=True, n_threads=threads)
 
     def before(texts):  # predict as it was before issue 30: the word alignment computed and not used
         return torch_fp32.classes_[torch_fp32.forward(torch_fp32.encode(texts)).argmax(1)]
 
     paths = [("torch float32", torch_fp32.predict), ("torch float32, predict before #30", before),
              ("torch bfloat16", torch_bf16.predict), ("ONNX Runtime float32", ort_fp32.predict),
-             ("ONNX Runtime int8", ort_int8.predict)]
+             ("ONNX Runtime int8", ort_int8.predict), ("ONNX Runtime int8, one scale per matrix", ort_int8_tensor.predict)]
     lengths = torch_fp32.encode(X_test).lengths
     n_tokens = int(np.median(lengths))
     print(f"\nBANKING77 test: {len(X_test)} texts, median {n_tokens} tokens; batch-1 latency over the first "
           f"{n_latency}; {threads} threads; model: {folder}")
+    print(f"CPU: {cpu_description()}")
     rows = []
     for name, predict in paths:
         p50, p95 = latency(predict, X_test[:n_latency])
@@ -151,10 +171,10 @@ def main(argv=None):
     config = torch_fp32.model_.config
     gflop1, sec1 = flop_floor(config, n_tokens, 1, repeats=20 if not args.quick else 3)
     gflop64, sec64 = flop_floor(config, n_tokens, 64, repeats=5 if not args.quick else 1)
-    print(f"\n    {'path':<36}{'p50 ms':>8}{'p95 ms':>8}{'texts/s @64':>13}{'accuracy':>10}")
+    print(f"\n    {'path':<42}{'p50 ms':>8}{'p95 ms':>8}{'texts/s @64':>13}{'accuracy':>10}")
     for name, p50, p95, tput, acc in rows:
-        print(f"    {name:<36}{p50:>8.2f}{p95:>8.2f}{tput:>13.0f}{acc:>10.4f}")
-    print(f"    {'FLOP floor (timed matmuls)':<36}{1000 * sec1:>8.2f}{'':>8}{64 / sec64:>13.0f}{'':>10}")
+        print(f"    {name:<42}{p50:>8.2f}{p95:>8.2f}{tput:>13.0f}{acc:>10.4f}")
+    print(f"    {'FLOP floor (timed matmuls)':<42}{1000 * sec1:>8.2f}{'':>8}{64 / sec64:>13.0f}{'':>10}")
     print(f"\n    FLOP floor: {gflop1:.3f} GFLOP per text at {n_tokens} tokens; the model's matmuls run at "
           f"{gflop1 / sec1:.1f} GFLOP/s at batch 1 and {gflop64 / sec64:.1f} GFLOP/s at batch 64 on this CPU")
     base = rows[1][3]

@@ -1055,7 +1055,9 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
         path : str or path-like
             Folder to write (created).
         quantize : bool, default=False
-            Also write ``model_int8.onnx`` (dynamic int8 quantisation).
+            Also write ``model_int8.onnx`` (dynamic int8 quantisation, one
+            scale per weight column; see
+            :func:`~sklearn_cap.onnx_predictor.quantize_onnx`).
         opset_version : int, default=17
             ONNX operator set.
 

@@ -43,7 +43,9 @@ def export_onnx(estimator, path, *, quantize=False, opset_version=17):
         Folder to write (created); may be a folder of ``save_pretrained``.
     quantize : bool, default=False
         Also write ``model_int8.onnx``, dynamically quantised to int8
-        weights (:func:`sklearn_cap.onnx_predictor.quantize_onnx`).
+        weights with one scale per weight column
+        (:func:`sklearn_cap.onnx_predictor.quantize_onnx`; call it yourself
+        for one scale per matrix).
     opset_version : int, default=17
         ONNX operator set of the graph.
 

@@ -20,7 +20,7 @@ INT8_FILE = "model_int8.onnx"
 _PREFIX = "sklearn_cap."
 
 
-def quantize_onnx(path):
+def quantize_onnx(path, *, per_channel=True):
     """Write ``model_int8.onnx`` beside ``model.onnx``: weights dynamically quantised to int8.
 
     Activations are quantised on the fly per batch
@@ -31,6 +31,11 @@ def quantize_onnx(path):
     ----------
     path : str or path-like
         A folder written by ``export_onnx``.
+    per_channel : bool, default=True
+        One int8 scale per output column of each weight matrix instead of one
+        per matrix. On 5-shot BANKING77 it kept the test accuracy within 0.1
+        point of float32 where one scale per matrix lost 0.7, at the same
+        speed (doc/benchmarks.rst, "Inference").
 
     Returns
     -------
@@ -49,7 +54,7 @@ def quantize_onnx(path):
     if not source.is_file():
         raise FileNotFoundError(f"{source} does not exist; write it first with clf.export_onnx({str(path)!r}).")
     target = path / INT8_FILE
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=bool(per_channel))
     return target
 
 

@@ -296,6 +296,37 @@ def test_int8_quantised_graph_is_smaller_and_close(fitted, tmp_path):
     np.testing.assert_allclose(proba, clf.predict_proba(NEW), atol=0.05)
 
 
+def _weight_scale_sizes(file):
+    """Sizes of the scales of a dynamically quantised graph's int8 weights (one entry per MatMulInteger)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(file)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    sizes = []
+    for node in graph.node:
+        weight = node.input[1] if node.op_type == "MatMulInteger" else None
+        if weight in inits and inits[weight].dtype == np.int8 and weight.endswith("_quantized"):
+            sizes.append(inits[weight[: -len("_quantized")] + "_scale"].size)
+    return sizes
+
+
+def test_int8_scales_per_weight_column_by_default(fitted, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from sklearn_cap.onnx_predictor import ONNXTextClassifier, quantize_onnx
+
+    clf = fitted["cls"]
+    folder = clf.export_onnx(tmp_path / "onnx", quantize=True)
+    per_column = _weight_scale_sizes(folder / "model_int8.onnx")
+    assert per_column and max(per_column) > 1  # one scale per output column of each weight matrix
+    quantize_onnx(folder, per_channel=False)
+    per_matrix = _weight_scale_sizes(folder / "model_int8.onnx")
+    assert len(per_matrix) == len(per_column) and set(per_matrix) == {1}
+    proba = ONNXTextClassifier(folder, quantized=True).predict_proba(NEW)
+    np.testing.assert_allclose(proba, clf.predict_proba(NEW), atol=0.05)
+
+
 def test_onnx_predictor_errors_say_what_to_do(fitted, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
