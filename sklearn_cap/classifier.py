@@ -854,7 +854,12 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X, *, words=True):
         check_is_fitted(self, "model_")
-        self.model_.to(self.device_)
+        # Moving a module visits every tensor (about 2 ms for MiniLM, as much as a batch-1 forward pass on CPU):
+        # only when the weights are elsewhere, e.g. after unpickling on another device.
+        first = next(self.model_.parameters(), None)
+        target = torch.device(self.device_)
+        if first is not None and (first.device.type, first.device.index or 0) != (target.type, target.index or 0):
+            self.model_.to(target)
         if words:
             return self.encode(X)
         # Logits need token ids only: skip word segmentation and alignment (same ids, a third of the cost).
