@@ -61,10 +61,31 @@ def settings_of(s, source):
         return {"logodds": {"alpha0": inspect.signature(logodds_keywords).parameters["alpha0"].default}}
     kind = source.split("_")[0]
     if kind in ("ig", "lime"):
-        return {f"{kind}_prior": s.cfg[f"{kind}_prior"], "reference": "probe" if source.endswith("_probe") else
-                "finetuned", "reference_classifier": {**s.cfg["classifier"],
-                                                      **registry.recipe_params("base", s.setting)}}
+        probe = source.endswith("_probe")
+        reference = reference_settings({**s.cfg["classifier"], **registry.recipe_params("base", s.setting)}, probe)
+        return {f"{kind}_prior": s.cfg[f"{kind}_prior"], "reference": "probe" if probe else "finetuned",
+                "reference_classifier": reference}
     return {"cap": s.cfg["cap"]}  # CAP and the global prior read their scorers' settings from this block
+
+
+# Settings a probe reference never reads: it trains no weights of the encoder (reproduce.Seed.references).
+_FINE_TUNING_ONLY = ("attribution", "batch_size", "epochs", "head_learning_rate", "learning_rate")
+
+
+def reference_settings(classifier, probe):
+    """The settings the reference models of ``reproduce.Seed.references`` are trained with.
+
+    They are the grid's classifier at ``beta=0``; a probe reference is that
+    classifier with ``stages=[LinearProbe()]`` on normalised features, so the
+    fine-tuning settings are left out and the probe's are named.
+    """
+    out = {**classifier, "beta": 0.0}
+    if probe:
+        from sklearn_cap.stages import LinearProbe
+
+        out = {k: v for k, v in out.items() if k not in _FINE_TUNING_ONLY}
+        out.update(head_init="probe", normalize_features=True, stages=repr([LinearProbe()]))
+    return out
 
 
 def _key(line):
