@@ -701,6 +701,33 @@ def _source_order(source):
     return (source in PRIORS, names.index(source) if source in PRIORS else 0, source)
 
 
+def _overlap_pairs(group, datasets, sources, setting, k):
+    """Each source's mean overlap minus CAP's, paired by seed, with a 95% t-interval: does CAP separate more?
+
+    The reference is the first CAP source of the registry's order present in the group; none: no table.
+    """
+    cap = next((src for src in sources if src.startswith("cap")), None)
+    if cap is None:
+        return []
+    value = {(r["dataset"], r["seed"], r["source"]): r["mean_overlap"] for r in group}
+    rows = []
+    for source in sources:
+        if source == cap:
+            continue
+        cells = []
+        for d in datasets:
+            seeds = sorted(s for (dd, s, src) in value if dd == d and src == source and (d, s, cap) in value)
+            diffs = np.array([value[(d, s, source)] - value[(d, s, cap)] for s in seeds])
+            mean, lo, hi = t_interval(diffs)
+            cells.append("–" if np.isnan(mean) else f"{mean:+.3f} ({len(diffs)} seed{'s' * (len(diffs) > 1)}, no CI)" if np.isnan(lo)
+                         else f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}] ({len(diffs)})")
+        rows.append([next(r["display"] for r in group if r["source"] == source)] + cells)
+    name = next(r["display"] for r in group if r["source"] == cap)
+    return ([f"{setting}, top {k}: each source's overlap minus {name}'s, paired by seed, mean [95% t-interval] "
+             f"(seeds); above 0: the source gives confusable classes more shared top words than {name}:", ""]
+            + _table(["source"] + datasets, rows))
+
+
 def homogenisation_lines(lines):
     """The section on shared top words of confusable classes, from ``benchmarks/homogenisation.py``'s lines.
 
@@ -740,6 +767,7 @@ def homogenisation_lines(lines):
         out += [f"{setting}, top {k} words a class, each seen in at least {min_count} of the class's texts "
                 f"(log-odds keywords: occurrences); classes: {classes}:", ""]
         out += _table(["source"] + datasets, rows)
+        out += _overlap_pairs(group, datasets, sources, setting, k)
     out += ["Settings read from these lines, by source:", ""]
     for source in sorted({r["source"] for r in lines}, key=_source_order):
         mine = [r for r in lines if r["source"] == source]

@@ -304,3 +304,23 @@ def test_homogenisation_section_is_read_from_its_lines(tmp_path):
     write_doc(cells, out)
     assert "Shared top words" not in out.read_text()
     assert homogenisation_lines(load_cells(tmp_path / "absent.jsonl")) == []
+
+
+def test_homogenisation_pairs_each_source_with_cap_by_seed(tmp_path):
+    from results_doc import homogenisation_lines, t_interval
+
+    cap = [0.20, 0.25, 0.30]
+    ig = [0.26, 0.29, 0.38]  # IG shares more top words than CAP on every seed
+    lines = [_overlap_line("banking77", s, "cap_emb", "CAP (embedding)", o) for s, o in enumerate(cap)]
+    lines += [_overlap_line("banking77", s, "ig_probe", "IG, probe reference", o) for s, o in enumerate(ig)]
+    lines += [_overlap_line("banking77", 0, "logodds", "log-odds keywords (no prior)", 0.05)]
+    text = "\n".join(homogenisation_lines(lines))
+    paired = text[text.index("minus CAP (embedding)'s, paired by seed"):text.index("Settings read")]
+    mean, lo, hi = t_interval(np.subtract(ig, cap))
+    ig_row = next(r for r in paired.splitlines() if r.startswith("IG, probe reference"))
+    assert f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}] (3)" in ig_row and lo > 0
+    # one seed of the reference row beside CAP's: a mean, no interval
+    assert "-0.150 (1 seed, no CI)" in next(r for r in paired.splitlines() if r.startswith("log-odds"))
+    assert not any(r.startswith("CAP (embedding)") for r in paired.splitlines())  # the reference has no row
+    # without a CAP source there is nothing to pair against
+    assert "paired by seed" not in "\n".join(homogenisation_lines([x for x in lines if x["source"] != "cap_emb"]))
