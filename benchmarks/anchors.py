@@ -14,6 +14,8 @@ whose training is one stage, so they predict, explain and are scored like
 every other row.
 """
 
+import tempfile
+
 import numpy as np
 import torch
 
@@ -79,10 +81,12 @@ class SetFitClassifier:
 
         self.classes_, y_idx = np.unique(np.asarray(y), return_inverse=True)
         self.model_ = SetFitModel.from_pretrained(str(embedded.ENCODER))
-        args = TrainingArguments(num_iterations=self.num_iterations, num_epochs=self.num_epochs,
-                                 seed=int(self.random_state), show_progress_bar=False)
-        Trainer(model=self.model_, args=args,
-                train_dataset=Dataset.from_dict({"text": list(X), "label": y_idx.tolist()})).train()
+        # SetFit saves checkpoints (about 90 MB each) under ./checkpoints by default: keep them out of the checkout.
+        with tempfile.TemporaryDirectory(prefix="setfit_") as out:
+            args = TrainingArguments(output_dir=out, num_iterations=self.num_iterations, num_epochs=self.num_epochs,
+                                     seed=int(self.random_state), show_progress_bar=False)
+            Trainer(model=self.model_, args=args,
+                    train_dataset=Dataset.from_dict({"text": list(X), "label": y_idx.tolist()})).train()
         return self
 
     def predict_proba(self, X):
