@@ -81,10 +81,8 @@ def reference_settings(classifier, probe):
     """
     out = {**classifier, "beta": 0.0}
     if probe:
-        from sklearn_cap.stages import LinearProbe
-
         out = {k: v for k, v in out.items() if k not in _FINE_TUNING_ONLY}
-        out.update(head_init="probe", normalize_features=True, stages=repr([LinearProbe()]))
+        out.update({k: repr(v) if k == "stages" else v for k, v in reproduce.probe_reference_params().items()})
     return out
 
 

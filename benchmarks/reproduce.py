@@ -84,6 +84,16 @@ class Timed:
         self.values, self.seconds = values, seconds
 
 
+def probe_reference_params():
+    """What a probe reference sets on the grid's classifier: a logistic-regression head on frozen, normalised features.
+
+    :meth:`Seed.references` trains with these; ``benchmarks/homogenisation.py`` records them.
+    """
+    from sklearn_cap.stages import LinearProbe
+
+    return dict(head_init="probe", normalize_features=True, stages=[LinearProbe()])
+
+
 class Seed:
     """One (data set, setting, seed): its training sample and its priors, computed once and kept on disk."""
 
@@ -170,7 +180,6 @@ class Seed:
             import joblib
 
             from sklearn_cap import IGPriorTransformer
-            from sklearn_cap.stages import LinearProbe
 
             path = self.dir / f"{key}.joblib"
             if path.exists():
@@ -179,7 +188,7 @@ class Seed:
                 t = time.perf_counter()
                 est = self.classifier(beta=0, random_state=self.prior_seed)
                 if kind == "probe":
-                    est.set_params(head_init="probe", normalize_features=True, stages=[LinearProbe()])
+                    est.set_params(**probe_reference_params())
                 self._mem[key] = IGPriorTransformer(est, cv=CV).fit_reference(self.X, self.y)
                 if self.setting == "full":
                     joblib.dump(self._mem[key], path.with_suffix(".tmp"))

@@ -854,7 +854,7 @@ class ExplanationGuidedClassifier(ClassifierMixin, BaseEstimator):
 
     def _prepare(self, X, *, words=True):
         check_is_fitted(self, "model_")
-        # Moving a module visits every tensor (about 2 ms for MiniLM, as much as a batch-1 forward pass on CPU):
+        # Moving a module visits every tensor (0.7 ms of a 6.5 ms batch-1 predict of MiniLM, doc/benchmarks.rst):
         # only when the weights are elsewhere, e.g. after unpickling on another device.
         first = next(self.model_.parameters(), None)
         target = torch.device(self.device_)
