@@ -28,6 +28,7 @@ Run::
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,10 @@ import torch
 from sklearn_cap import ExplanationGuidedClassifier, embedded
 from sklearn_cap.datasets import load_banking77, sample_few_shot
 from sklearn_cap.onnx_predictor import ONNXTextClassifier, quantize_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import registry  # noqa: E402
 
 
 def train(args, X, y):
@@ -55,12 +60,10 @@ def train(args, X, y):
 
 
 def cpu_description():
-    """The CPU's model name and the matrix instructions int8 and bfloat16 kernels use, from /proc/cpuinfo."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().strip().split("\n\n")[0]
-    except OSError:
+    """The CPU's model name and the matrix instructions int8 and bfloat16 kernels use."""
+    fields = registry.cpu_fields()
+    if not fields:
         return "unknown CPU"
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
     flags = set(fields.get("flags", "").split())
     units = [f for f in ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
     return f"{fields.get('model name', 'unknown CPU')} ({', '.join(units) or 'no int8/bf16 matrix instructions'})"

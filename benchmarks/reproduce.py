@@ -232,16 +232,18 @@ class Seed:
         from sklearn_cap.priors import References
 
         name = f"{kind}_insample" if in_sample else kind
-        kind, refs = kind.split("_")[0], "probe" if kind.endswith("_probe") else "finetuned"
+        kind, refs, own = registry.REFERENCE_PRIORS[kind]
 
         def compute():
             if kind == "ig":
+                cfg = {**self.cfg["ig_prior"], **own}
                 prior = IGPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
-                                           n_steps=self.cfg["ig_prior"]["n_steps"], progress_bar=False)
+                                           n_steps=cfg["n_steps"], progress_bar=False)
             else:
+                cfg = {**self.cfg["lime_prior"], **own}
                 prior = LIMEPriorTransformer(self.classifier(beta=0), prefit=in_sample, cv=None if in_sample else CV,
-                                             num_samples=self.cfg["lime_prior"]["num_samples"],
-                                             random_state=self.prior_seed, progress_bar=False)
+                                             num_samples=cfg["num_samples"], random_state=self.prior_seed,
+                                             progress_bar=False)
             if in_sample:
                 return prior.fit_transform_with(References(full=vanilla), self.X, self.y)
             return self.cross_fitted(name, prior, kind=refs)
@@ -284,7 +286,7 @@ class Seed:
 
     def named_prior(self, name, in_sample=False, vanilla=None):
         """A prior of :data:`registry.PRIORS` by name: (values, seconds of its computation)."""
-        if name in ("ig", "lime", "ig_probe", "lime_probe"):
+        if name in registry.REFERENCE_PRIORS:
             return self.reference_prior(name, in_sample, vanilla)
         if name == "cap_emb_desc":
             return self.cap("emb", descriptions=json.loads((DESCRIPTIONS / f"{self.dataset}.json").read_text()))
@@ -320,10 +322,11 @@ def priors_for(method, s, vanilla):
     for name in sorted(method.priors, key=lambda n: not n.startswith(("ig", "lime"))):
         values[name], sec = s.named_prior(name, method.in_sample, vanilla)
         seconds += sec
-    if not method.in_sample and {"ig", "lime"} & set(method.priors):
-        seconds += s.refs_seconds()
-    if {"ig_probe", "lime_probe"} & set(method.priors):
-        seconds += s.refs_seconds("probe")
+    refs = {registry.REFERENCE_PRIORS[p][1] for p in method.priors if p in registry.REFERENCE_PRIORS}
+    if method.in_sample:
+        refs.discard("finetuned")  # the seed's own vanilla model: no reference models trained
+    for kind in sorted(refs):
+        seconds += s.refs_seconds(kind)
     if len(values) == 1:
         return values[method.priors[0]], seconds
     return np.asarray(s.fuse({n: values[n] for n in method.priors}, method.aggregate)), seconds
@@ -376,6 +379,9 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
     cfg = dict(s.cfg)
     cfg["classifier"] = {**cfg["classifier"], **params}
     cfg.update(selection)
+    own = {p: registry.REFERENCE_PRIORS[p][2] for p in m.priors if registry.REFERENCE_PRIORS.get(p, (0, 0, {}))[2]}
+    if own:
+        cfg["prior_settings"] = own  # a prior's settings that differ from ig_prior / lime_prior
     return {
         "dataset": s.dataset, "setting": s.setting, "seed": s.seed, "prior_seed": s.prior_seed, "method": method,
         "n_train": len(s.X), "n_classes": len(s.labels), "n_test": len(X_test),
@@ -399,13 +405,10 @@ def machine():
 
 def _cpu():
     """CPU model and its bfloat16 matrix support (AMX, AVX512-BF16 or neither); empty where /proc/cpuinfo is absent."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    fields = registry.cpu_fields()
+    if not fields:
         return {}
-    first = text.strip().split("\n\n")[0]  # one block per logical CPU
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul(text)}
+    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul()}
 
 
 def _threads():

@@ -619,14 +619,15 @@ def _group_intro(group):
     return out + [""]
 
 
-def _diff_cell(d, higher_is_better=True):
+def _diff_cell(d, higher_is_better=True, judged=True, count=False):
+    """A paired difference as ``mean [lo, hi]``, its verdict when ``judged``, its seed count when ``count``."""
     mean, lo, hi = t_interval(d)
     if np.isnan(mean):
         return "–"
     if np.isnan(lo):
         return f"{mean:+.3f} ({len(d)} seed{'s' if len(d) > 1 else ''}, no CI)"
-    v = verdict(lo, hi, higher_is_better)
-    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" {v}" if v else "")
+    v = verdict(lo, hi, higher_is_better) if judged else ""
+    return f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (f" {v}" if v else "") + (f" ({len(d)})" if count else "")
 
 
 def _ablation_lines(group):
@@ -718,9 +719,7 @@ def _overlap_pairs(group, datasets, sources, setting, k):
         for d in datasets:
             seeds = sorted(s for (dd, s, src) in value if dd == d and src == source and (d, s, cap) in value)
             diffs = np.array([value[(d, s, source)] - value[(d, s, cap)] for s in seeds])
-            mean, lo, hi = t_interval(diffs)
-            cells.append("–" if np.isnan(mean) else f"{mean:+.3f} ({len(diffs)} seed{'s' * (len(diffs) > 1)}, no CI)" if np.isnan(lo)
-                         else f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}] ({len(diffs)})")
+            cells.append(_diff_cell(diffs, judged=False, count=True))  # more overlap is neither good nor bad
         rows.append([next(r["display"] for r in group if r["source"] == source)] + cells)
     name = next(r["display"] for r in group if r["source"] == cap)
     return ([f"{setting}, top {k}: each source's overlap minus {name}'s, paired by seed, mean [95% t-interval] "

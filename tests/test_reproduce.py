@@ -104,7 +104,7 @@ def test_cells_record_the_cpu_their_seconds_were_measured_on(monkeypatch, tmp_pa
     def fake_path(p, *rest):
         return real(cpuinfo) if str(p) == "/proc/cpuinfo" else real(p, *rest)
 
-    monkeypatch.setattr(reproduce, "Path", fake_path)
+    monkeypatch.setattr(registry, "Path", fake_path)
     m = reproduce.machine()
     assert m["cpu"] == "Example CPU 9000" and m["bf16_matmul"] == "amx" and m["threads"] >= 1
     cpuinfo.write_text("model name\t: Other\nflags\t\t: avx2\n")
@@ -150,3 +150,21 @@ def test_a_new_row_is_one_registry_entry(tmp_path, tiny_encoder, monkeypatch):
     assert cell["config"]["classifier"]["C"] == 10.0 and cell["seconds"]["priors"] == 0.0
     assert registry.name_of("tfidf_lr") == "TF-IDF + logistic regression"
     assert registry.method_of("tfidf_lr").recipe == "anchors" != registry.method_of("vanilla").recipe
+
+
+def test_a_prior_with_settings_of_its_own_is_cached_apart_and_recorded(tmp_path, tiny_encoder, monkeypatch):
+    """LIME at 250 samples over the probe references: its own file, its own values, its setting in the cell."""
+    row = registry.Method("lime_probe_250_only", "LIME, probe reference, 250 samples", "recipe", ("lime_probe_250",),
+                          recipe="lpft")
+    monkeypatch.setitem(registry.METHODS, row.name, row)
+    s = _seed(tmp_path, tiny_encoder, 0)
+    plain = s.classifier
+    s.classifier = lambda **kw: plain(**{"pooling": "mean", **kw})  # the probe reads mean-pooled features
+    cell = reproduce.run_cell(row.name, s, (X, Y, X, Y), _sets(), np.arange(4), {})
+    assert cell["config"]["prior_settings"] == {"lime_probe_250": {"num_samples": 250}}
+    assert cell["config"]["lime_prior"]["num_samples"] == 500  # the other LIME priors' setting, unchanged
+    assert cell["seconds"]["priors"] >= s.refs_seconds("probe") > 0 and s.refs_seconds() == 0.0
+    fewer, _ = s.named_prior("lime_probe_250")
+    more, _ = s.named_prior("lime_probe")
+    assert (tmp_path.glob("**/lime_probe_250.npz")) and fewer.shape == more.shape
+    assert not np.allclose(np.nan_to_num(fewer), np.nan_to_num(more))  # fewer samples, another fit
