@@ -87,7 +87,8 @@ class Timed:
 def probe_reference_params():
     """What a probe reference sets on the grid's classifier: a logistic-regression head on frozen, normalised features.
 
-    :meth:`Seed.references` trains with these; ``benchmarks/homogenisation.py`` records them.
+    :meth:`Seed.references` trains with these; ``benchmarks/homogenisation.py`` records them. They are the
+    settings of :func:`sklearn_cap.make_probe_reference` (whose mean pooling is the embedded MiniLM's "auto").
     """
     from sklearn_cap.stages import LinearProbe
 

@@ -3,7 +3,7 @@ class-aware attribution priors (CAP), the scikit-learn way."""
 
 from .classifier import ExplanationGuidedClassifier
 from .priors import (BasePrior, CAPPriorTransformer, GlobalPriorTransformer, IGPriorTransformer, LIMEPriorTransformer,
-                     PriorUnion)
+                     PriorUnion, make_probe_reference)
 from .text import WordAttributions, segment
 
 __version__ = "0.1.0.dev0"
@@ -18,5 +18,6 @@ __all__ = [
     "PriorUnion",
     "WordAttributions",
     "segment",
+    "make_probe_reference",
     "__version__",
 ]

@@ -156,3 +156,32 @@ def test_reference_priors_need_labels(tiny_encoder, data):
         LIMEPriorTransformer(ref(tiny_encoder)).fit(X[:4], y[:3])
     with pytest.raises(ValueError, match="has no word"):
         LIMEPriorTransformer(ref(tiny_encoder)).fit(["", "a b"], ["x", "y"])
+
+
+def test_probe_reference_leaves_the_encoder_frozen_and_serves_ig_and_lime(tiny_encoder, data):
+    """A cross-fitted probe reference: each fold model is the pretrained encoder plus a fitted linear head."""
+    from transformers import AutoModel
+
+    from sklearn_cap import make_probe_reference
+    from sklearn_cap.priors import References
+    from sklearn_cap.stages import LinearProbe
+
+    X, y = data
+    reference = make_probe_reference(tiny_encoder, C=1.0, random_state=0, progress_bar=False)
+    assert reference.beta == 0 and reference.pooling == "mean" and repr(reference.stages) == repr([LinearProbe(C=1.0)])
+    ig = IGPriorTransformer(reference, cv=2, n_steps=4, progress_bar=False)
+    refs = ig.fit_reference(X, y)
+    pretrained = AutoModel.from_pretrained(tiny_encoder).state_dict()
+    for _, model in refs.folds:
+        assert model.probe_["C"] == 1.0
+        body = {k.split(".", 1)[1]: v for k, v in model.model_.state_dict().items() if k.startswith("encoder.")}
+        shared = set(body) & set(pretrained)
+        assert len(shared) > 10 and all(torch.equal(body[k], pretrained[k]) for k in shared)
+    lime = LIMEPriorTransformer(reference, cv=2, num_samples=50, progress_bar=False)
+    assert lime.reference_key() == ig.reference_key()  # PriorUnion trains the probes once for both
+    for prior in (ig, lime):
+        P = np.asarray(prior.fit_transform_with(refs, X, y))
+        assert P.shape[0] == len(X) and np.isfinite(P[:, 0]).all()
+    assert isinstance(refs, References)
+    with pytest.raises(TypeError, match="sets beta"):
+        make_probe_reference(tiny_encoder, beta=1.0)

@@ -29,6 +29,8 @@ class IGPriorTransformer(ReferencePrior):
     estimator : ExplanationGuidedClassifier, default=None
         The reference classifier; None: ``ExplanationGuidedClassifier(beta=0)``.
         It must have ``beta=0``: the reference is the vanilla model.
+        :func:`~sklearn_cap.make_probe_reference` builds a cheap one (a
+        linear probe on the frozen encoder).
     prefit : bool, default=False
         ``estimator`` is already fitted; use it as is.
     cv : int, cross-validation generator or None, default=None
