@@ -25,20 +25,25 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-import numpy as np
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import registry  # noqa: E402
 
 
-def _classifier(seed, **kw):
+def _classifier(seed, shots, **kw):
     from sklearn_cap import ExplanationGuidedClassifier, embedded
 
-    # the LP-FT recipe of the results page's 5-shot cells (benchmarks/registry.py)
-    params = dict(beta=0, attribution="grad_input", epochs=8, batch_size=16, learning_rate=3e-5,
-                  head_learning_rate=3e-4, head_init="probe", normalize_features=True, max_length=128,
-                  random_state=seed, progress_bar=False)
+    # the LP-FT recipe of the results page's cells at this setting, read from the registry
+    setting = f"{shots}-shot"
+    params = dict(beta=0, attribution="grad_input", batch_size=registry.SETTINGS[setting][2], max_length=128,
+                  random_state=seed, progress_bar=False, **registry.recipe_params("lpft", setting))
     return ExplanationGuidedClassifier(embedded.ENCODER, **{**params, **kw})
 
 
-def _hybrid(seed, lime_samples, cache_dir, precision):
+def _hybrid(seed, shots, lime_samples, cache_dir, precision):
     from sklearn.pipeline import Pipeline
 
     from sklearn_cap import (CAPPriorTransformer, IGPriorTransformer, LIMEPriorTransformer, PriorUnion, embedded,
@@ -53,7 +58,7 @@ def _hybrid(seed, lime_samples, cache_dir, precision):
         ("lime", LIMEPriorTransformer(reference, cv=3, num_samples=lime_samples, random_state=seed,
                                       progress_bar=False)),
     ], aggregate="mean")
-    return Pipeline([("priors", union), ("clf", _classifier(seed, beta=1.0))])
+    return Pipeline([("priors", union), ("clf", _classifier(seed, shots, beta=1.0))])
 
 
 @contextmanager
@@ -90,7 +95,7 @@ def _timed_parts():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="banking77", choices=["banking77", "hwu64", "clinc150"])
-    p.add_argument("--shots", type=int, default=5)
+    p.add_argument("--shots", type=int, default=5, choices=[5, 10])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lime-samples", type=int, nargs="+", default=[500])
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16"],
@@ -113,12 +118,12 @@ def main(argv=None):
 
     rows = []
     t = time.perf_counter()
-    vanilla = _classifier(args.seed).fit(Xs, ys)
+    vanilla = _classifier(args.seed, args.shots).fit(Xs, ys)
     base = time.perf_counter() - t
     rows.append(("vanilla (LP-FT)", base, {}, vanilla.score(X_test, y_test)))
     for n in args.lime_samples:
         with tempfile.TemporaryDirectory() as cache, _timed_parts() as parts:  # empty cache: CAP scores all
-            hybrid = _hybrid(args.seed, n, cache, args.precision)
+            hybrid = _hybrid(args.seed, args.shots, n, cache, args.precision)
             t = time.perf_counter()
             hybrid.fit(Xs, ys)
             total = time.perf_counter() - t

@@ -59,11 +59,11 @@ def settings_of(s, source):
         from sklearn_cap.keywords import logodds_keywords
 
         return {"logodds": {"alpha0": inspect.signature(logodds_keywords).parameters["alpha0"].default}}
-    kind = source.split("_")[0]
-    if kind in ("ig", "lime"):
-        probe = source.endswith("_probe")
-        reference = reference_settings({**s.cfg["classifier"], **registry.recipe_params("base", s.setting)}, probe)
-        return {f"{kind}_prior": s.cfg[f"{kind}_prior"], "reference": "probe" if probe else "finetuned",
+    if source in registry.REFERENCE_PRIORS:
+        kind, refs, own = registry.REFERENCE_PRIORS[source]
+        reference = reference_settings({**s.cfg["classifier"], **registry.recipe_params("base", s.setting)},
+                                       refs == "probe")
+        return {f"{kind}_prior": {**s.cfg[f"{kind}_prior"], **own}, "reference": refs,
                 "reference_classifier": reference}
     return {"cap": s.cfg["cap"]}  # CAP and the global prior read their scorers' settings from this block
 
@@ -97,9 +97,8 @@ def priors_of(s, source):
     cached = (s.dir / f"{source}.npz").exists()
     values, seconds = s.named_prior(source)
     sec = {"prior": seconds}
-    kind = source.split("_")[0]
-    if kind in ("ig", "lime"):  # their cross-fitted references, trained once per seed, as the cells count them
-        sec["references"] = s.refs_seconds("probe" if source.endswith("_probe") else "finetuned")
+    if source in registry.REFERENCE_PRIORS:  # their cross-fitted references, trained once per seed, as cells count them
+        sec["references"] = s.refs_seconds(registry.REFERENCE_PRIORS[source][1])
     return values, sec, cached
 
 

@@ -92,13 +92,13 @@ def cpu_fields(cpuinfo=None):
     return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
 
 
-def bf16_matmul(cpuinfo=None):
+def bf16_matmul(cpuinfo=None, *, fields=None):
     """This CPU's bfloat16 matrix units ("amx", "avx512_bf16" or "none").
 
-    ``cpuinfo`` is the text of /proc/cpuinfo (read here when None); "none"
-    where it cannot be read.
+    ``cpuinfo`` is the text of /proc/cpuinfo (read here when None), or
+    ``fields`` its :func:`cpu_fields` already parsed; "none" where it cannot be read.
     """
-    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    flags = set((cpu_fields(cpuinfo) if fields is None else fields).get("flags", "").split())
     return "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
 
 

@@ -380,7 +380,8 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
     cfg = dict(s.cfg)
     cfg["classifier"] = {**cfg["classifier"], **params}
     cfg.update(selection)
-    own = {p: registry.REFERENCE_PRIORS[p][2] for p in m.priors if registry.REFERENCE_PRIORS.get(p, (0, 0, {}))[2]}
+    own = {p: registry.REFERENCE_PRIORS[p][2] for p in m.priors if p in registry.REFERENCE_PRIORS}
+    own = {p: settings for p, settings in own.items() if settings}
     if own:
         cfg["prior_settings"] = own  # a prior's settings that differ from ig_prior / lime_prior
     return {
@@ -409,7 +410,7 @@ def _cpu():
     fields = registry.cpu_fields()
     if not fields:
         return {}
-    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul()}
+    return {"cpu": fields.get("model name", "unknown"), "bf16_matmul": registry.bf16_matmul(fields=fields)}
 
 
 def _threads():

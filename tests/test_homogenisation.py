@@ -188,3 +188,18 @@ def test_benchmark_appends_per_cell_and_skips_finished_ones(tmp_path, monkeypatc
     again = [json.loads(x) for x in out.read_text().splitlines()]
     assert calls == [(1, "cap_emb")] and len(again) == 12
     assert (again[-1]["source"], again[-1]["seed"], again[-1]["k"]) == ("cap_emb", 1, 2)
+
+
+def test_a_reference_prior_records_its_own_references_and_settings():
+    """Read from the registry's REFERENCE_PRIORS: LIME at 250 samples is a probe prior, recorded at 250."""
+    from types import SimpleNamespace
+
+    import homogenisation
+    import registry
+
+    s = SimpleNamespace(cfg=registry.config("5-shot"), setting="5-shot")
+    fewer = homogenisation.settings_of(s, "lime_probe_250")
+    assert fewer["reference"] == "probe" and fewer["lime_prior"]["num_samples"] == 250
+    assert fewer["reference_classifier"]["stages"] == "[LinearProbe()]"
+    plain = homogenisation.settings_of(s, "lime")
+    assert plain["reference"] == "finetuned" and plain["lime_prior"]["num_samples"] == 500
