@@ -16,9 +16,10 @@ with the BOS token reads right, which is how these tests score.
 
 Skipped, with the reason, where ``llama-cpp-python[server]`` is not installed.
 It must be built without the native-CPU flags on CPUs with AVX-512/AMX (the
-default build crashes on its first evaluation there)::
+default build crashes on its first evaluation there); the multimodal library
+is not needed to serve a text model, and leaving it out shortens the build::
 
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF" \\
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DLLAVA_BUILD=OFF" \\
         pip install --no-binary llama-cpp-python "llama-cpp-python[server]"
 """
 
