@@ -224,10 +224,24 @@ def cpu_of(record):
     return f"{m['cpu']} (bfloat16: {m['bf16_matmul']})" if "cpu" in m else "not recorded"
 
 
+def cpu_keys(cells):
+    """A short key (A, B, ...) for each CPU the cells recorded, in name order; "?" for cells that recorded none."""
+    names = sorted({cpu_of(c) for c in cells} - {"not recorded"})
+    return {**{n: chr(ord("A") + i) for i, n in enumerate(names)}, "not recorded": "?"}
+
+
 def cpu_line(cells):
     """Which CPUs the cells' seconds were measured on, with counts: costs move with the CPU, not only the method."""
-    counts = Counter(cpu_of(c) for c in cells)
-    return "CPUs the cells ran on: " + "; ".join(f"{k}: {v} cells" for k, v in sorted(counts.items())) + "."
+    counts, keys = Counter(cpu_of(c) for c in cells), cpu_keys(cells)
+    return ("CPUs the cells ran on: "
+            + "; ".join(f"{keys[k]} = {k}: {v} cells" for k, v in sorted(counts.items(), key=lambda kv: (keys[kv[0]] == "?", keys[kv[0]])))
+            + ".")
+
+
+def cpu_mix(cells, keys):
+    """The CPU keys of some cells with their counts ("A 2, C 1"): which machines a median of seconds mixes."""
+    counts = Counter(keys[cpu_of(c)] for c in cells)
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
 
 
 def retimed_lines(cells, costs):
@@ -428,6 +442,7 @@ def headline_lines(groups):
 def new_block_lines(groups):
     """The page's first block: the anchors and the LP-FT recipe, from the groups that have cells of them."""
     cells = [c for _, g in groups for c in g]
+    keys = cpu_keys(cells)
     groups = [(key, g) for key, g in groups if any(in_new_block(c["method"]) for c in g)]
     if not groups:
         return []
@@ -461,10 +476,14 @@ def new_block_lines(groups):
             cs = [c for c in group if c["method"] == m]
             rows.append([label(m)] + [_mean_sd([c["metrics"][k] for c in cs if k in c["metrics"]]) for k, _ in FAITH]
                         + [f"{np.median([c['seconds'][k] for c in cs]):.0f}" for k in ("priors", "train")]
-                        + [_cost_cell(cs, _known_median([cost_seconds(c, group) for c in cs])), queries(group, m)])
+                        + [_cost_cell(cs, _known_median([cost_seconds(c, group) for c in cs])), queries(group, m),
+                           cpu_mix(cs, keys)])
         out += ["Faithfulness and cost (median seconds over seeds of the priors, of the training, and their sum",
-                "as the base recipe's tables count it; scorer queries as there):", ""]
-        out += _table(["method"] + [h for _, h in FAITH] + ["priors s", "train s", "cost s", "scorer queries"], rows)
+                "as the base recipe's tables count it; scorer queries as there; *CPUs*: the machines the seconds",
+                "were measured on, keyed as in the page's header, with their cell counts: seconds compare across",
+                "rows only where the CPUs match):", ""]
+        out += _table(["method"] + [h for _, h in FAITH] + ["priors s", "train s", "cost s", "scorer queries", "CPUs"],
+                      rows)
         pairs = new_pairs(present)
         rows = [[label(r), label(b)] + [_diff_cell(paired(group, r, k, b)) for k, _ in ACCURACY] for r, b, _ in pairs]
         if rows:

@@ -146,7 +146,7 @@ def test_costs_of_unrecorded_cache_use_are_marked_and_retimed_priors_listed(tmp_
     assert "Re-timed priors" in text and "CAP (embedding)" in line and "0.25" in line
     # verified "no", and the re-time's CPU beside the cell's (which did not record one)
     assert " ".join(line.split()).endswith("no AMD EPYC (bfloat16: avx512_bf16) / not recorded")
-    assert ("CPUs the cells ran on: AMD EPYC (bfloat16: avx512_bf16): 1 cells; not recorded: 9 cells."
+    assert ("CPUs the cells ran on: A = AMD EPYC (bfloat16: avx512_bf16): 1 cells; ? = not recorded: 9 cells."
             in " ".join(text.split()))
     assert "3*" in text  # the cost column of the faithfulness table marks the unverified median
 
@@ -324,3 +324,19 @@ def test_homogenisation_pairs_each_source_with_cap_by_seed(tmp_path):
     assert not any(r.startswith("CAP (embedding)") for r in paired.splitlines())  # the reference has no row
     # without a CAP source there is nothing to pair against
     assert "paired by seed" not in "\n".join(homogenisation_lines([x for x in lines if x["source"] != "cap_emb"]))
+
+
+def test_first_block_cost_rows_name_the_cpus_their_seconds_came_from(tmp_path):
+    cells = _recipe_cells()
+    fast = {"cpus": 2, "cpu": "Intel Xeon", "bf16_matmul": "amx"}
+    slow = {"cpus": 2, "cpu": "AMD EPYC", "bf16_matmul": "none"}
+    for c in cells:
+        c["machine"] = dict(slow if c["method"] == "cap_emb_lpft" and c["seed"] > 0 else fast)
+    out = tmp_path / "results.rst"
+    write_doc(cells, out)
+    rows = [" ".join(line.split()) for line in out.read_text().splitlines()]
+    # keys in name order: A = AMD EPYC, B = Intel Xeon; the header defines them, each cost row counts its cells
+    assert any("A = AMD EPYC (bfloat16: none): 2 cells; B = Intel Xeon (bfloat16: amx): 10 cells." in r for r in rows)
+    cost = [r for r in rows if r.startswith("CAP (embedding) (LP-FT) –")]  # the faithfulness and cost table's row
+    assert len(cost) == 1 and cost[0].endswith("A 2, B 1")
+    assert any(r.startswith("vanilla (LP-FT) –") and r.endswith("B 3") for r in rows)
