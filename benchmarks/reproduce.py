@@ -401,8 +401,28 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
 
 
 def machine():
-    """What a cell's seconds depend on: cores, threads, and the CPU (bfloat16 speed depends on it)."""
-    return {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version(), **_cpu()}
+    """What a cell's seconds depend on: cores, threads, the CPU (bfloat16 speed depends on it) and its measured speed.
+
+    Virtual machines that report the same CPU model have run the same cell
+    three times apart, so each cell also records how fast this machine
+    multiplied float32 matrices right after the cell (``matmul_gflops``).
+    """
+    return {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version(), **_cpu(),
+            "matmul_gflops": matmul_gflops()}
+
+
+def matmul_gflops(n=1024, repeats=5):
+    """Float32 GFLOP/s of an ``n`` x ``n`` matrix product on this process's threads, best of ``repeats``."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up: thread pool and allocator
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return round(2 * n ** 3 / best / 1e9, 1)
 
 
 def _cpu():

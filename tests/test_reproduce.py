@@ -111,6 +111,8 @@ def test_cells_record_the_cpu_their_seconds_were_measured_on(monkeypatch, tmp_pa
     assert reproduce.machine()["bf16_matmul"] == "none"
     cpuinfo.unlink()  # no /proc/cpuinfo (macOS, Windows): no CPU fields, nothing raised
     assert "cpu" not in reproduce.machine()
+    # machines that report the same model ran 3x apart: each cell also measures its float32 matrix-product speed
+    assert 0 < m["matmul_gflops"] < 1e5 and 0 < reproduce.matmul_gflops(n=128, repeats=2) < 1e5
 
 
 def _sets():

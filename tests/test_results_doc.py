@@ -332,11 +332,13 @@ def test_first_block_cost_rows_name_the_cpus_their_seconds_came_from(tmp_path):
     slow = {"cpus": 2, "cpu": "AMD EPYC", "bf16_matmul": "none"}
     for c in cells:
         c["machine"] = dict(slow if c["method"] == "cap_emb_lpft" and c["seed"] > 0 else fast)
+    cells[-1]["machine"]["matmul_gflops"], cells[-2]["machine"]["matmul_gflops"] = 40.2, 31.0  # two measured speeds
     out = tmp_path / "results.rst"
     write_doc(cells, out)
     rows = [" ".join(line.split()) for line in out.read_text().splitlines()]
     # keys in name order: A = AMD EPYC, B = Intel Xeon; the header defines them, each cost row counts its cells
-    assert any("A = AMD EPYC (bfloat16: none): 2 cells; B = Intel Xeon (bfloat16: amx): 10 cells." in r for r in rows)
+    assert any("A = AMD EPYC (bfloat16: none): 2 cells (2 of them measured float32 matrix products at 31-40 GFLOP/s); "
+               "B = Intel Xeon (bfloat16: amx): 10 cells." in r for r in rows)
     cost = [r for r in rows if r.startswith("CAP (embedding) (LP-FT) –")]  # the faithfulness and cost table's row
     assert len(cost) == 1 and cost[0].endswith("A 2, B 1")
     assert any(r.startswith("vanilla (LP-FT) –") and r.endswith("B 3") for r in rows)
