@@ -403,8 +403,8 @@ def run_cell(method, s, data, sets, faith_idx, vanilla_cache):
 def machine():
     """What a cell's seconds depend on: cores, threads, the CPU (bfloat16 speed depends on it) and its measured speed.
 
-    Virtual machines that report the same CPU model have run the same cell
-    three times apart, so each cell also records how fast this machine
+    Virtual machines that report the same CPU model have trained at speeds
+    about three times apart, so each cell also records how fast this machine
     multiplied float32 matrices right after the cell (``matmul_gflops``).
     """
     return {"cpus": os.cpu_count(), "threads": _threads(), "python": platform.python_version(), **_cpu(),
