@@ -158,6 +158,21 @@ def test_reference_priors_need_labels(tiny_encoder, data):
         LIMEPriorTransformer(ref(tiny_encoder)).fit(["", "a b"], ["x", "y"])
 
 
+def test_the_default_reference_is_a_probe_shared_by_ig_and_lime():
+    """estimator=None: a linear probe on the frozen default encoder, one set of references for both priors."""
+    from sklearn_cap import ExplanationGuidedClassifier, make_probe_reference
+
+    ig, lime = IGPriorTransformer(), LIMEPriorTransformer()
+    assert ig.estimator is None  # __init__ stores the parameter; the default is built when it is needed
+    default = ig._estimator()
+    assert default.get_params()["stages"] is not None
+    assert repr(default.get_params()) == repr(make_probe_reference().get_params())
+    assert ig.reference_key() == lime.reference_key()
+    assert ig.reference_key() == IGPriorTransformer(make_probe_reference()).reference_key()
+    # the fine-tuned reference of before stays one parameter away, and is another reference
+    assert ig.reference_key() != IGPriorTransformer(ExplanationGuidedClassifier(beta=0)).reference_key()
+
+
 def test_probe_reference_leaves_the_encoder_frozen_and_serves_ig_and_lime(tiny_encoder, data):
     """A cross-fitted probe reference: each fold model is the pretrained encoder plus a fitted linear head."""
     from transformers import AutoModel

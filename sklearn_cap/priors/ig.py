@@ -27,10 +27,13 @@ class IGPriorTransformer(ReferencePrior):
     Parameters
     ----------
     estimator : ExplanationGuidedClassifier, default=None
-        The reference classifier; None: ``ExplanationGuidedClassifier(beta=0)``.
-        It must have ``beta=0``: the reference is the vanilla model.
-        :func:`~sklearn_cap.make_probe_reference` builds a cheap one (a
-        linear probe on the frozen encoder).
+        The reference classifier. It must have ``beta=0``: the reference is
+        a model trained on the texts alone. None:
+        ``make_probe_reference()``, a linear probe on frozen roberta-base
+        (:func:`~sklearn_cap.make_probe_reference`; pass one for another
+        encoder). ``ExplanationGuidedClassifier(model, beta=0)`` is a
+        fine-tuned reference, the default before issue 28: as accurate on
+        the results page and about twice the cost.
     prefit : bool, default=False
         ``estimator`` is already fitted; use it as is.
     cv : int, cross-validation generator or None, default=None

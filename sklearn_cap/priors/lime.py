@@ -127,8 +127,8 @@ class LIMEPriorTransformer(ReferencePrior):
     Parameters
     ----------
     estimator : ExplanationGuidedClassifier, default=None
-        The reference classifier, as for :class:`IGPriorTransformer`
-        (:func:`~sklearn_cap.make_probe_reference`: the cheap one).
+        The reference classifier, as for :class:`IGPriorTransformer` (None: a
+        linear probe on frozen roberta-base, :func:`~sklearn_cap.make_probe_reference`).
     prefit : bool, default=False
     cv : int, cross-validation generator or None, default=None
     num_samples : int, default=1000
