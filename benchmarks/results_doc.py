@@ -345,16 +345,22 @@ def new_pairs(present):
     """(row, baseline, name) of the first block among the methods ``present``, each paired as row - baseline.
 
     The recipe's vanilla against each anchor and against the base recipe's
-    vanilla; every other row of the block against its registry ``against``.
+    vanilla; every other row of the block against its registry ``against``,
+    and a row that changes another prior (a probe reference for a fine-tuned
+    one) against the recipe's vanilla too: what a user of it gains or loses.
 
     Examples
     --------
     >>> [(r, b) for r, b, _ in new_pairs({"vanilla", "vanilla_lpft", "frozen_lr", "cap_emb_lpft"})]
     [('vanilla_lpft', 'frozen_lr'), ('vanilla_lpft', 'vanilla'), ('cap_emb_lpft', 'vanilla_lpft')]
+    >>> [(r, b) for r, b, _ in new_pairs({"vanilla_lpft", "ig_lpft", "ig_probe_lpft"})]
+    [('ig_lpft', 'vanilla_lpft'), ('ig_probe_lpft', 'ig_lpft'), ('ig_probe_lpft', 'vanilla_lpft')]
     """
     rows = [(NEW_VANILLA, b) for b in ANCHOR_METHODS + ["vanilla"] if NEW_VANILLA in present and b in present]
-    rows += [(m, method_of(m).against) for m in sorted(present, key=_page_index)
-             if in_new_block(m) and method_of(m).against in present]
+    for m in sorted(present, key=_page_index):
+        if not in_new_block(m) or method_of(m).group == "anchor" or m == NEW_VANILLA:
+            continue
+        rows += [(m, b) for b in (method_of(m).against, NEW_VANILLA) if b in present]
     return [(r, b, f"{label(r)} against {label(b)}") for r, b in dict.fromkeys(rows)]
 
 

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from registry import grid, plan  # noqa: E402
-from results_doc import (brief_lines, cost_seconds, new_block_lines, paired, t_interval, verdict,  # noqa: E402
+from results_doc import (brief_lines, cost_seconds, new_block_lines, new_pairs, paired, t_interval, verdict,  # noqa: E402
                          write_doc)
 
 
@@ -342,3 +342,11 @@ def test_first_block_cost_rows_name_the_cpus_their_seconds_came_from(tmp_path):
     cost = [r for r in rows if r.startswith("CAP (embedding) (LP-FT) –")]  # the faithfulness and cost table's row
     assert len(cost) == 1 and cost[0].endswith("A 2, B 1")
     assert any(r.startswith("vanilla (LP-FT) –") and r.endswith("B 3") for r in rows)
+
+
+def test_a_probe_reference_row_is_paired_with_its_fine_tuned_row_and_with_the_vanilla():
+    pairs = [(r, b) for r, b, _ in new_pairs({"vanilla_lpft", "ig_lpft", "ig_probe_lpft", "frozen_lr"})]
+    assert pairs == [("vanilla_lpft", "frozen_lr"), ("ig_lpft", "vanilla_lpft"), ("ig_probe_lpft", "ig_lpft"),
+                     ("ig_probe_lpft", "vanilla_lpft")]
+    # without the fine-tuned row the probe row still meets the vanilla; an anchor is never a row of its own
+    assert [(r, b) for r, b, _ in new_pairs({"vanilla_lpft", "ig_probe_lpft"})] == [("ig_probe_lpft", "vanilla_lpft")]
