@@ -9,8 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from registry import grid, plan  # noqa: E402
-from results_doc import (brief_lines, cost_seconds, new_block_lines, new_pairs, paired, t_interval, verdict,  # noqa: E402
-                         write_doc)
+from results_doc import (brief_lines, cost_seconds, new_block_lines, new_pairs, paired, t_interval,  # noqa: E402
+                         verdict, write_doc)
 
 
 def _cell(method, seed, acc, **cfg):
