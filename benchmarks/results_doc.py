@@ -232,11 +232,13 @@ def cpu_keys(cells):
 
 def cpu_line(cells):
     """Which CPUs the cells' seconds were measured on, with counts: costs move with the CPU, not only the method."""
-    counts, keys = Counter(cpu_of(c) for c in cells), cpu_keys(cells)
+    counts, keys, speeds_of = Counter(cpu_of(c) for c in cells), cpu_keys(cells), defaultdict(list)
+    for c in cells:
+        if "matmul_gflops" in c.get("machine", {}):
+            speeds_of[cpu_of(c)].append(c["machine"]["matmul_gflops"])
     parts = []
     for name, n in sorted(counts.items(), key=lambda kv: (keys[kv[0]] == "?", keys[kv[0]])):
-        speeds = [c["machine"]["matmul_gflops"] for c in cells
-                  if cpu_of(c) == name and "matmul_gflops" in c.get("machine", {})]
+        speeds = speeds_of[name]
         measured = (f" ({len(speeds)} of them measured float32 matrix products at "
                     f"{min(speeds):.0f}-{max(speeds):.0f} GFLOP/s)") if speeds else ""
         parts.append(f"{keys[name]} = {name}: {n} cells{measured}")
