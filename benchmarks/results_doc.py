@@ -43,15 +43,46 @@ FAITH = [("comprehensiveness_grad_input", "compr. (g×i) ↑"), ("sufficiency_gr
 SETTING_ORDER = list(SETTINGS)
 
 
+def _one_per_seed(cells, method, seeds):
+    """{seed: cell} of ``method`` for ``seeds``; a sample-free method's one cell stands for a seed it has none of."""
+    own = {c["seed"]: c for c in cells if c["method"] == method}
+    if own and method_of(method).sample_free:
+        first = own[min(own)]
+        return {s: own.get(s, first) for s in seeds}
+    return own
+
+
 def paired(cells, method, metric, baseline="vanilla"):
-    """Per-seed differences method - baseline on ``metric`` (same seed, same test texts)."""
-    by_seed = {c["seed"]: c for c in cells if c["method"] == baseline}
-    diffs = []
-    for c in cells:
-        if c["method"] == method and c["seed"] in by_seed and metric in c["metrics"] \
-                and metric in by_seed[c["seed"]]["metrics"]:
-            diffs.append(c["metrics"][metric] - by_seed[c["seed"]]["metrics"][metric])
-    return np.array(diffs)
+    """Per-seed differences method - baseline on ``metric`` (same seed, same test texts).
+
+    A sample-free method (``Method.sample_free``: the same model at every
+    seed) is paired, through its one cell, with every seed of the other side.
+    """
+    seeds = sorted({c["seed"] for c in cells if c["method"] in (method, baseline)})
+    rows, base = _one_per_seed(cells, method, seeds), _one_per_seed(cells, baseline, seeds)
+    return np.array([rows[s]["metrics"][metric] - base[s]["metrics"][metric] for s in seeds
+                     if s in rows and s in base and metric in rows[s]["metrics"] and metric in base[s]["metrics"]])
+
+
+def with_sample_free(groups):
+    """Each (data set, setting) group of ``groups`` with its data set's sample-free cells where it has none.
+
+    A sample-free method gives the same model at every setting, so the data
+    set's first cell of it (by setting, then seed) is added to a group that
+    lacks one, marked ``stands_in`` with the setting it ran at.
+    """
+    first = {}
+    for (dataset, setting), group in sorted(groups.items(), key=lambda kv: SETTING_ORDER.index(kv[0][1])):
+        for c in sorted(group, key=lambda c: c["seed"]):
+            if method_of(c["method"]).sample_free:
+                first.setdefault((dataset, c["method"]), c)
+    out = {}
+    for (dataset, setting), group in groups.items():
+        present = {c["method"] for c in group}
+        extra = [{**c, "setting": setting, "stands_in": c["setting"]} for (d, m), c in first.items()
+                 if d == dataset and m not in present and any(in_new_block(x) for x in present)]
+        out[(dataset, setting)] = group + extra
+    return out
 
 
 MIN_SEEDS = 3  # fewer seeds give no interval (two equal differences would give one of width 0)
@@ -452,6 +483,19 @@ def headline_lines(groups):
                      rows))
 
 
+def _sample_free_lines(group):
+    """Which cells a group's sample-free methods were read from, and that each is paired with every seed."""
+    out = []
+    for m in sorted({c["method"] for c in group if method_of(c["method"]).sample_free}, key=_page_index):
+        cs = sorted((c for c in group if c["method"] == m), key=lambda c: c["seed"])
+        ran = cs[0].get("stands_in", cs[0]["setting"])
+        out.append(f"{label(m)} reads no training text, only the label names, so its model is the same at every "
+                   f"seed and setting: its cell of seed {cs[0]['seed']}, run at {ran}, is paired with every seed"
+                   + (f" (the cells of seeds {', '.join(str(c['seed']) for c in cs[1:])} agree with it)."
+                      if len(cs) > 1 else "."))
+    return out + [""] * bool(out)
+
+
 def new_block_lines(groups):
     """The page's first block: the anchors and the LP-FT recipe, from the groups that have cells of them."""
     cells = [c for _, g in groups for c in g]
@@ -480,7 +524,9 @@ def new_block_lines(groups):
         rows_of = sorted((m for m in present if in_new_block(m)), key=_page_index)
         rows_of += ["vanilla"] * ("vanilla" in present)  # the base recipe's, for reference
         sub = f"{dataset}, {setting}: anchors and {RECIPE_NAMES['lpft']}"
-        out += [sub, "~" * len(sub), ""] + _group_intro([c for c in group if in_new_block(c["method"])])
+        out += [sub, "~" * len(sub), ""] + _group_intro([c for c in group
+                                                         if in_new_block(c["method"]) and "stands_in" not in c])
+        out += _sample_free_lines(group)
         rows = [[label(m)] + [_mean_sd([c["metrics"][k] for c in group if c["method"] == m and k in c["metrics"]])
                               for k, _ in ACCURACY] for m in rows_of]
         out += ["Accuracy:", ""] + _table(["method"] + [h for _, h in ACCURACY], rows)
@@ -520,6 +566,7 @@ def write_doc(cells, path=DOC, costs=(), homogenisation=()):
     groups = defaultdict(list)
     for c in cells:
         groups[(c["dataset"], c["setting"])].append(c)
+    groups = with_sample_free(groups)
     ordered = sorted(groups.items(), key=lambda kv: (DATASETS.index(kv[0][0]), SETTING_ORDER.index(kv[0][1])))
     first = new_block_lines(ordered)
     # the base recipe's sections below: every cell but the first block's

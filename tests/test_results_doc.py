@@ -350,3 +350,26 @@ def test_a_probe_reference_row_is_paired_with_its_fine_tuned_row_and_with_the_va
                      ("ig_probe_lpft", "vanilla_lpft")]
     # without the fine-tuned row the probe row still meets the vanilla; an anchor is never a row of its own
     assert [(r, b) for r, b, _ in new_pairs({"vanilla_lpft", "ig_probe_lpft"})] == [("ig_probe_lpft", "vanilla_lpft")]
+
+
+def test_a_sample_free_anchor_runs_once_and_is_paired_with_every_seed(tmp_path):
+    # zero-shot reads only the label names: the grid runs it once per data set, at 5-shot seed 0
+    zero = [g for g in grid() if g[-1] == "zero_shot"]
+    assert sorted((d, st, s) for _, d, st, s, _ in zero) == [(d, "5-shot", 0) for d in ("banking77", "clinc150",
+                                                                                         "hwu64")]
+    cells = _recipe_cells() + [_recipe_cell("zero_shot", 0, 0.60, {**BASE, "head_init": "probe"})]
+    # its one cell meets each of the three vanilla seeds (0.80, 0.81, 0.82); an anchor with one cell would not
+    assert np.allclose(paired(cells, "vanilla_lpft", "test", "zero_shot"), [0.20, 0.21, 0.22])
+    assert np.allclose(paired(cells[:-1] + [_recipe_cell("frozen_lr", 9, 0.6, BASE)], "vanilla_lpft", "test",
+                              "frozen_lr"), [0.02, 0.03, 0.04])
+    # and stands in for itself at 10 shots, where only the vanilla ran; the page says which cell it read
+    ten = [{**c, "setting": "10-shot", "n_train": 770, "metrics": {**c["metrics"], "test": c["metrics"]["test"] + 0.05}}
+           for c in cells if c["method"] == "vanilla_lpft"]
+    out = tmp_path / "results.rst"
+    write_doc(cells + ten, out)
+    text = out.read_text()
+    head = next(line for line in text.splitlines() if line.startswith("banking77, 10-shot  0.8"))
+    assert "+0.260 [+0.235, +0.285] win (3 seeds)" in head
+    tail = text[text.index("banking77, 10-shot: anchors"):]
+    assert "its cell of seed 0, run at 5-shot, is paired with every seed" in tail
+    assert "training texts per seed: 770;" in tail.split("\n\n")[1]  # the copy adds no sample size of its own
