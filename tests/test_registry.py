@@ -51,6 +51,20 @@ def test_each_method_is_one_consistent_entry():
     assert registry.order("vanilla") < registry.order("hybrid_mean_global") < registry.order("cap_desc")
 
 
+def test_past_five_shots_fine_tuned_references_run_on_banking77_10_shot_only():
+    grid = registry.grid()
+    finetuned = {(d, st) for _, d, st, _, m in grid if st != "5-shot" and m in registry.FINETUNED_REFS
+                 and registry.METHODS[m].recipe == "lpft"}
+    assert finetuned == {("banking77", "10-shot")}
+    assert set(registry.FINETUNED_REFS) == {"ig_lpft", "lime_lpft", "hybrid_mean_lpft", "hybrid_max_lpft"}
+    # every prior still runs everywhere, with the probe reference (the priors' default)
+    for d in registry.DATASETS:
+        ten = {m for _, dd, st, _, m in grid if (dd, st) == (d, "10-shot")}
+        assert set(registry.LPFT_PROBE_GRID) <= ten, d
+    full = {m for _, d, st, _, m in grid if st == "full" and registry.METHODS[m].recipe == "lpft"}
+    assert full == {"vanilla_lpft", "hybrid_mean_probe_lpft"}
+
+
 def test_a_registered_beta_sweep_keeps_its_ends():
     assert registry.beta_sweep({"vanilla", "hybrid_mean"}) == {0.0: "vanilla", 1.0: "hybrid_mean"}
     sweep = registry.beta_sweep({"hybrid_mean_beta3", "hybrid_mean_betacv"})
