@@ -491,7 +491,8 @@ def _sample_free_lines(group):
         ran = cs[0].get("stands_in", cs[0]["setting"])
         out.append(f"{label(m)} reads no training text, only the label names, so its model is the same at every "
                    f"seed and setting: its cell of seed {cs[0]['seed']}, run at {ran}, is paired with every seed"
-                   + (f" (the cells of seeds {', '.join(str(c['seed']) for c in cs[1:])} agree with it)."
+                   + (f" (the cells of seeds {', '.join(str(c['seed']) for c in cs[1:])} "
+                      f"{'agree with it' if all(c['metrics'] == cs[0]['metrics'] for c in cs[1:]) else 'differ'})."
                       if len(cs) > 1 else "."))
     return out + [""] * bool(out)
 
