@@ -231,6 +231,11 @@ class Method:
         return self.scored if self.scored is not None else tuple(p for p in self.priors if PRIORS[p][1])
 
     @property
+    def reference_kinds(self):
+        """The kinds of reference model its IG and LIME priors explain ("finetuned", "probe"), as a set."""
+        return {REFERENCE_PRIORS[p][1] for p in self.priors if p in REFERENCE_PRIORS}
+
+    @property
     def uses_scorer(self):
         """Whether one of its priors is scored by a model (a CAP or global prior), not only IG or LIME."""
         return any(PRIORS[p][1] for p in self.priors)
@@ -331,8 +336,7 @@ LPFT_GRID = [n for n in LPFT if n != "hybrid_mean_probe250_lpft"]  # every prior
 # The priors' default reference is the probe (measured against fine-tuned references at 5 shots on every data set),
 # so past 5 shots IG, LIME and the Hybrids run with probe references only, but on BANKING77 10-shot, which keeps
 # the comparison at a second setting.
-FINETUNED_REFS = [n for n in LPFT_GRID
-                  if any(REFERENCE_PRIORS.get(p, (None, None))[1] == "finetuned" for p in METHODS[n].priors)]
+FINETUNED_REFS = [n for n in LPFT_GRID if "finetuned" in METHODS[n].reference_kinds]
 LPFT_PROBE_GRID = [n for n in LPFT_GRID if n not in FINETUNED_REFS]
 
 

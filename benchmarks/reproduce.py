@@ -323,7 +323,7 @@ def priors_for(method, s, vanilla):
     for name in sorted(method.priors, key=lambda n: not n.startswith(("ig", "lime"))):
         values[name], sec = s.named_prior(name, method.in_sample, vanilla)
         seconds += sec
-    refs = {registry.REFERENCE_PRIORS[p][1] for p in method.priors if p in registry.REFERENCE_PRIORS}
+    refs = set(method.reference_kinds)
     if method.in_sample:
         refs.discard("finetuned")  # the seed's own vanilla model: no reference models trained
     for kind in sorted(refs):
