@@ -1,6 +1,7 @@
 """The docs site builds, warnings as errors, with the gallery run: the README's docs command, in a test."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,18 @@ def test_docs_build_with_warnings_as_errors(data_home, tmp_path):
     page = (out / "auto_examples" / "plot_prior_sources.html").read_text()
     assert "sphx_glr_plot_prior_sources_001.png" in page
     assert (out / "generated" / "sklearn_cap.CAPPriorTransformer.html").exists()
+
+
+# A quoted figure: a mean with its 95% interval, or a mean with its spread.
+_FIGURE = re.compile(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]|\d\.\d{3} ± \d\.\d{3}")
+
+
+@pytest.mark.parametrize("doc", ["README.rst", "doc/user_guide.rst", "doc/benchmarks.rst"])
+def test_every_figure_with_an_interval_that_the_prose_quotes_is_on_the_results_page(doc):
+    # README and the user guide quote the results page by hand; a page
+    # regenerated from new cells must not leave them quoting figures it no
+    # longer holds. Line breaks and indentation differ between the files.
+    page = " ".join((ROOT / "doc" / "results.rst").read_text().split())
+    quoted = _FIGURE.findall(" ".join((ROOT / doc).read_text().split()))
+    stale = sorted({f for f in quoted if f not in page})
+    assert not stale, f"{doc} quotes figures doc/results.rst does not hold: {stale}"
